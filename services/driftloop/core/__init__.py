@@ -1,0 +1,1 @@
+"""Shared core: contracts codec, Kafka client layer, topics, settings base."""

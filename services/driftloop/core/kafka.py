@@ -1,0 +1,255 @@
+"""Kafka client layer over kafka-python 3.0.
+
+* :class:`EventProducer`: acks=all, idempotent, bounded retries (by ``delivery_timeout_ms``),
+  delivery callbacks, records encoded by :mod:`driftloop.core.codec`.
+* :class:`EventConsumer`: a consumer group with auto-commit off; :meth:`EventConsumer.process`
+  decodes a batch, hands each event to a handler, sends what cannot be decoded or fails
+  validation to the dead-letter topic, and commits only after all of that is done.
+* :func:`ensure_topics`: creates the project's topics (idempotent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from google.protobuf import message as _message
+from google.protobuf.timestamp_pb2 import Timestamp
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import TopicAlreadyExistsError
+from kafka.producer.future import FutureRecordMetadata, RecordMetadata
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from driftloop.core import codec
+from driftloop.core.settings import KafkaSettings
+from driftloop.core.topics import ALL_TOPICS, DLQ, TopicSpec
+from driftloop.v1 import events_pb2
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=_message.Message)
+DeliveryCallback = Callable[[RecordMetadata | None, Exception | None], None]
+
+
+class InvalidEvent(ValueError):
+    """Raised by a handler for an event that decoded but breaks the contract (e.g. no request id).
+
+    ``error_type`` goes into DeadLetter.error_type.
+    """
+
+    def __init__(self, reason: str, error_type: str = "invalid") -> None:
+        super().__init__(reason)
+        self.error_type = error_type
+        self.reason = reason
+
+
+def ensure_topics(
+    settings: KafkaSettings, topics: Iterable[TopicSpec] = ALL_TOPICS, replication_factor: int = 1
+) -> list[str]:
+    """Create missing topics; return the names created. Existing topics are left alone."""
+    admin = KafkaAdminClient(client_id=f"{settings.client_id}-admin", **settings.client_config())
+    try:
+        existing = set(admin.list_topics())
+        wanted = {
+            t.name: {"num_partitions": t.partitions, "replication_factor": replication_factor,
+                     "configs": dict(t.config)}
+            for t in topics
+            if t.name not in existing
+        }
+        if wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent creator won the race
+                admin.create_topics(wanted, timeout_ms=30_000, wait_for_metadata=True)
+        return sorted(wanted)
+    finally:
+        admin.close()
+
+
+class EventProducer:
+    """Produces protobuf events with acks=all and idempotence; retries bounded in time."""
+
+    def __init__(self, settings: KafkaSettings, client_id_suffix: str = "producer", **overrides: Any):
+        config: dict[str, Any] = {
+            **settings.client_config(),
+            "client_id": f"{settings.client_id}-{client_id_suffix}",
+            "acks": "all",
+            "enable_idempotence": True,
+            "delivery_timeout_ms": settings.delivery_timeout_ms,
+            "linger_ms": settings.linger_ms,
+            "max_block_ms": settings.max_block_ms,
+            "allow_auto_create_topics": False,
+            "max_in_flight_requests_per_connection": 5,
+        }
+        config.update(overrides)
+        self._producer = KafkaProducer(**config)
+
+    def send(
+        self,
+        topic: TopicSpec | str,
+        key: str | bytes | None,
+        event: _message.Message | None,
+        on_delivery: DeliveryCallback | None = None,
+        extra_headers: Sequence[tuple[str, bytes]] = (),
+    ) -> FutureRecordMetadata:
+        """Send one event (or a tombstone when ``event`` is None). Never blocks on delivery."""
+        name = topic.name if isinstance(topic, TopicSpec) else topic
+        if event is None:
+            value, headers = None, []
+        else:
+            value, headers = codec.encode(event)
+        headers = [*headers, *extra_headers]
+        raw_key = key.encode() if isinstance(key, str) else key
+        future = self._producer.send(name, value=value, key=raw_key, headers=headers)
+        if on_delivery is not None:
+            future.add_callback(lambda md: on_delivery(md, None))
+            future.add_errback(lambda exc: on_delivery(None, exc))
+        return future
+
+    def send_and_wait(
+        self, topic: TopicSpec | str, key: str | bytes | None, event: _message.Message | None,
+        timeout: float = 30.0,
+    ) -> RecordMetadata:
+        """Send and block until the broker acknowledged (acks=all) or raise."""
+        return self.send(topic, key, event).get(timeout=timeout)
+
+    def flush(self, timeout: float | None = None) -> None:
+        self._producer.flush(timeout=timeout)
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        self._producer.close(timeout=timeout)
+
+
+@dataclass(frozen=True)
+class Delivered(Generic[M]):
+    """A decoded event and where it came from."""
+
+    event: M
+    record: ConsumerRecord
+
+
+def timestamp_now() -> Timestamp:
+    ts = Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+class DeadLetterSink:
+    """The failure policy for records a consumer cannot use: publish them to the DLQ topic, with the
+    reason and origin, and wait for the broker's acknowledgement before the offset is committed."""
+
+    def __init__(self, producer: EventProducer, consumer_group: str, timeout: float = 30.0) -> None:
+        self._producer = producer
+        self._group = consumer_group
+        self._timeout = timeout
+        self.count = 0
+
+    def __call__(self, record: ConsumerRecord, error_type: str, reason: str) -> None:
+        letter = events_pb2.DeadLetter(
+            origin_topic=record.topic,
+            origin_partition=record.partition,
+            origin_offset=record.offset,
+            key=record.key or b"",
+            value=record.value or b"",
+            error_type=error_type,
+            reason=reason[:2000],
+            consumer_group=self._group,
+            time=timestamp_now(),
+        )
+        for k, v in record.headers or ():
+            letter.headers[k] = v or b""
+        log.warning(
+            "dead-lettering %s[%d]@%d: %s: %s", record.topic, record.partition, record.offset, error_type,
+            reason,
+        )
+        self._producer.send_and_wait(DLQ, record.topic, letter, timeout=self._timeout)
+        self.count += 1
+
+
+class EventConsumer(Generic[M]):
+    """A consumer-group member for one event type; offsets are committed only after processing."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topics: Sequence[TopicSpec],
+        group_id: str,
+        expected: type[M] | dict[str, type[_message.Message]],
+        dead_letters: Callable[[ConsumerRecord, str, str], None] | None = None,
+        **overrides: Any,
+    ) -> None:
+        config: dict[str, Any] = {
+            **settings.client_config(),
+            "client_id": f"{settings.client_id}-{group_id}",
+            "group_id": group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "allow_auto_create_topics": False,
+            "max_poll_records": 500,
+        }
+        config.update(overrides)
+        self.group_id = group_id
+        self._expected = expected
+        self._dead_letters = dead_letters
+        self._consumer = KafkaConsumer(*(t.name for t in topics), **config)
+
+    @property
+    def raw(self) -> KafkaConsumer:
+        return self._consumer
+
+    def _decode(self, record: ConsumerRecord) -> _message.Message:
+        if isinstance(self._expected, dict):
+            cls = self._expected.get(record.topic)
+            if cls is None:
+                raise codec.UndecodableRecord("unexpected_topic", f"no event type for topic {record.topic}")
+            return codec.decode(record.value, record.headers, cls)
+        return codec.decode(record.value, record.headers, self._expected)
+
+    def poll(self, timeout_ms: int = 1000, max_records: int | None = None) -> list[ConsumerRecord]:
+        batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        return [r for records in batches.values() for r in records]
+
+    def process(
+        self,
+        handler: Callable[[Delivered[M]], None],
+        timeout_ms: int = 1000,
+        max_records: int | None = None,
+    ) -> int:
+        """Poll once, handle every record, dead-letter the bad ones, then commit. Returns the number
+        of records consumed (good and bad). An exception from the handler other than InvalidEvent
+        propagates and nothing of the batch is committed, so the batch is redelivered."""
+        records = self.poll(timeout_ms, max_records)
+        if not records:
+            return 0
+        offsets: dict[TopicPartition, int] = {}
+        for record in records:
+            try:
+                event = self._decode(record)
+                handler(Delivered(event, record))  # type: ignore[arg-type]
+            except (codec.UndecodableRecord, InvalidEvent) as exc:
+                if self._dead_letters is None:
+                    raise
+                self._dead_letters(record, exc.error_type, exc.reason)
+            offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        self.commit(offsets)
+        return len(records)
+
+    def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self._consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+
+    def close(self) -> None:
+        # Offsets are committed explicitly after processing; never auto-commit on close.
+        self._consumer.close(autocommit=False)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
