@@ -101,13 +101,18 @@ class EventProducer:
             value, headers = None, []
         else:
             value, headers = codec.encode(event)
-        headers = [*headers, *extra_headers]
         raw_key = key.encode() if isinstance(key, str) else key
-        future = self._producer.send(name, value=value, key=raw_key, headers=headers)
+        future = self.send_raw(name, raw_key, value, [*headers, *extra_headers])
         if on_delivery is not None:
             future.add_callback(lambda md: on_delivery(md, None))
             future.add_errback(lambda exc: on_delivery(None, exc))
         return future
+
+    def send_raw(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+    ) -> FutureRecordMetadata:
+        """Send already-encoded bytes (e.g. replayed from the spool)."""
+        return self._producer.send(topic, value=value, key=key, headers=list(headers))
 
     def send_and_wait(
         self, topic: TopicSpec | str, key: str | bytes | None, event: _message.Message | None,

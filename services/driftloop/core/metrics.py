@@ -1,0 +1,92 @@
+"""Every Prometheus metric the project exports, declared in one place.
+
+Names carry the ``driftloop_`` prefix and base units (seconds, bytes); counters end in ``_total``;
+labels are bounded (service, model, adapter alias/version, detector, stream, status) and never
+carry request or user ids. Each service builds its own set on its own registry, so a process
+exports only its metrics and tests can use fresh registries.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
+
+# `_created` series double the scrape size and no dashboard or alert uses them.
+disable_created_metrics()
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class EventMetrics:
+    """The event pipeline (spool → Kafka) of any producing service."""
+
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self.emitted = Counter(
+            "driftloop_events_emitted_total", "Events acknowledged by Kafka (acks=all).",
+            ["service", "topic"], registry=registry,
+        )
+        self.spooled_events = Gauge(
+            "driftloop_events_spooled", "Events in the on-disk spool not yet acknowledged by Kafka.",
+            ["service"], registry=registry,
+        ).labels(service)
+        self.spooled_bytes = Gauge(
+            "driftloop_events_spool_bytes", "Bytes of events in the on-disk spool.",
+            ["service"], registry=registry,
+        ).labels(service)
+        self.dropped = Counter(
+            "driftloop_events_dropped_total", "Events dropped, by reason (spool_full: oldest dropped).",
+            ["service", "reason"], registry=registry,
+        )
+        self.kafka_up = Gauge(
+            "driftloop_kafka_up", "1 when the last Kafka delivery attempt succeeded.",
+            ["service"], registry=registry,
+        ).labels(service)
+        self.service = service
+
+
+class InferenceMetrics:
+    def __init__(self, registry: CollectorRegistry, model: str) -> None:
+        self.registry = registry
+        self.model = model
+        self.requests = Counter(
+            "driftloop_inference_requests_total", "Inference RPCs by method, adapter alias and status code.",
+            ["method", "model", "adapter_alias", "code"], registry=registry,
+        )
+        self.latency = Histogram(
+            "driftloop_inference_request_duration_seconds", "End-to-end latency of generation RPCs.",
+            ["method", "model", "adapter_alias"], buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.ttft = Histogram(
+            "driftloop_inference_time_to_first_token_seconds", "Time to the first generated token.",
+            ["model", "adapter_alias"], buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.tokens = Counter(
+            "driftloop_inference_tokens_total", "Tokens processed, by kind (prompt, completion).",
+            ["model", "adapter_alias", "kind"], registry=registry,
+        )
+        self.in_flight = Gauge(
+            "driftloop_inference_in_flight_requests", "Generation requests being served.",
+            ["model"], registry=registry,
+        ).labels(model)
+        self.adapter_version = Gauge(
+            "driftloop_inference_adapter_version_info",
+            "1 for each loaded adapter version; role is stable, canary or loaded.",
+            ["adapter_alias", "version", "role"], registry=registry,
+        )
+        self.canary_weight = Gauge(
+            "driftloop_inference_canary_weight", "Share of the alias's traffic routed to its canary.",
+            ["adapter_alias"], registry=registry,
+        )
+        self.adapter_rejections = Counter(
+            "driftloop_inference_adapter_rejections_total", "Adapters refused by validation before load.",
+            ["reason"], registry=registry,
+        )
+        self.feedback = Counter(
+            "driftloop_inference_feedback_total", "Feedback received, by rating.",
+            ["rating"], registry=registry,
+        )
+        self.rollouts_applied = Counter(
+            "driftloop_inference_rollouts_applied_total", "Adapter rollout records applied from Kafka, by result.",
+            ["result"], registry=registry,
+        )
+        self.info = Info("driftloop_inference_engine", "Engine and base model served.", registry=registry)
+        self.events = EventMetrics(registry, "inference")

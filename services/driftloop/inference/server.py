@@ -1,0 +1,166 @@
+"""Wires the inference service: engine, adapter registry, event emitter, rollout follower, gRPC
+server (Inference, AdapterAdmin, health, reflection) and the metrics endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import signal
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry, start_http_server
+
+from driftloop.core.metrics import InferenceMetrics
+from driftloop.core.spool import EventEmitter
+from driftloop.inference.adapters import AdapterRegistry, AdapterVersion
+from driftloop.inference.engine import create_engine
+from driftloop.inference.rollouts import RolloutFollower
+from driftloop.inference.servicer import AdapterAdminServicer, InferenceServicer, lora_handle
+from driftloop.inference.settings import InferenceSettings
+from driftloop.v1 import inference_pb2, inference_pb2_grpc
+
+log = logging.getLogger(__name__)
+ADMIN_PREFIX = "/driftloop.v1.AdapterAdmin/"
+SERVICE_NAMES = (
+    inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name,
+    inference_pb2.DESCRIPTOR.services_by_name["AdapterAdmin"].full_name,
+)
+
+
+class AdminAuthInterceptor(grpc.aio.ServerInterceptor):
+    """Requires ``authorization: Bearer <token>`` on AdapterAdmin calls."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+        async def deny(request, context):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "admin calls need a valid bearer token")
+
+        self._deny = grpc.unary_unary_rpc_method_handler(deny)
+
+    async def intercept_service(self, continuation, details):
+        if details.method.startswith(ADMIN_PREFIX):
+            given = dict(details.invocation_metadata or ()).get("authorization", "")
+            if not hmac.compare_digest(given.encode() if isinstance(given, str) else given, self._expected):
+                return self._deny
+        return await continuation(details)
+
+
+class InferenceApp:
+    def __init__(self, settings: InferenceSettings) -> None:
+        self.s = settings
+        self.registry_prom = CollectorRegistry()
+        self.metrics = InferenceMetrics(self.registry_prom, settings.model_name)
+        self.engine = create_engine(settings)
+        self.health: health.aio.HealthServicer | None = None
+        self.server: grpc.aio.Server | None = None
+        self.emitter: EventEmitter | None = None
+        self.follower: RolloutFollower | None = None
+        self.port = settings.port
+        self.metrics_port = settings.metrics_port
+        self._metrics_server = None
+
+    async def start(self) -> None:
+        s = self.s
+        await self.engine.start()
+        self.metrics.info.info({"engine": self.engine.kind, "model": s.model_name,
+                                "max_model_len": str(self.engine.max_model_len)})
+
+        async def add(v: AdapterVersion) -> None:
+            await self.engine.add_lora(lora_handle(v))
+
+        async def remove(v: AdapterVersion) -> None:
+            await self.engine.remove_lora(lora_handle(v))
+
+        Path(s.adapter_root).mkdir(parents=True, exist_ok=True)
+        self.registry = AdapterRegistry(s.adapter_root, s.max_lora_rank, self.engine.lora_target_modules(),
+                                        add, remove)
+        self.registry.on_change = self._publish_adapter_metrics
+        if s.emit_events:
+            self.emitter = EventEmitter(s.kafka, Path(s.spool_dir) / "events.sqlite", s.spool_max_bytes,
+                                        self.metrics.events, batch=s.spool_batch)
+            self.emitter.start()
+
+        interceptors = [AdminAuthInterceptor(s.admin_token.get_secret_value())] if s.admin_token else []
+        self.server = grpc.aio.server(interceptors=interceptors, options=[
+            ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ])
+        inference_pb2_grpc.add_InferenceServicer_to_server(
+            InferenceServicer(s, self.engine, self.registry, self.emitter, self.metrics), self.server)
+        inference_pb2_grpc.add_AdapterAdminServicer_to_server(
+            AdapterAdminServicer(self.registry, self.metrics), self.server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME),
+                                            self.server)
+        address = f"{s.host}:{s.port}"
+        if s.tls_cert_file and s.tls_key_file:
+            creds = grpc.ssl_server_credentials([(Path(s.tls_key_file).read_bytes(),
+                                                  Path(s.tls_cert_file).read_bytes())])
+            self.port = self.server.add_secure_port(address, creds)
+        else:
+            self.port = self.server.add_insecure_port(address)
+        metrics_server, _ = start_http_server(s.metrics_port, addr=s.host, registry=self.registry_prom)
+        self._metrics_server = metrics_server
+        self.metrics_port = metrics_server.server_port
+
+        if s.follow_rollouts:
+            self.follower = RolloutFollower(s.kafka, self.registry, asyncio.get_running_loop(), self.metrics)
+            self.follower.start()
+            # Converge to the published adapter state before taking traffic (bounded: Kafka may be down).
+            for _ in range(100):
+                if self.follower.caught_up.is_set():
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                log.warning("rollout topic not caught up after 10 s; serving what is loaded")
+        await self.server.start()
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("inference serving on %s:%d (metrics :%d, engine %s, model %s)", s.host, self.port,
+                 self.metrics_port, self.engine.kind, s.model_name)
+
+    def _publish_adapter_metrics(self) -> None:
+        g = self.metrics.adapter_version
+        g.clear()
+        for v in self.registry.versions():
+            route = self.registry.route(v.alias)
+            role = "stable" if route and route.stable == v.version else (
+                "canary" if route and route.canary == v.version else "draining" if v.draining else "loaded")
+            g.labels(v.alias, v.version, role).set(1)
+        self.metrics.canary_weight.clear()
+        for r in self.registry.routes():
+            self.metrics.canary_weight.labels(r.alias).set(r.canary_weight)
+
+    async def stop(self) -> None:
+        if self.health is not None:
+            for name in ("", *SERVICE_NAMES):
+                await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.server is not None:
+            await self.server.stop(self.s.grace_period_s)
+        if self.follower is not None:
+            await asyncio.to_thread(self.follower.stop)
+        if self.emitter is not None:
+            await asyncio.to_thread(self.emitter.close)
+        await self.engine.shutdown()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+
+
+async def serve(settings: InferenceSettings) -> None:
+    app = InferenceApp(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    # One line on stdout that tools (tests, the demo) read to find the ports.
+    print(f"READY grpc={settings.host}:{app.port} metrics={settings.host}:{app.metrics_port}", flush=True)
+    await stop.wait()
+    log.info("shutting down (grace %.0fs)", settings.grace_period_s)
+    await app.stop()
