@@ -1,0 +1,63 @@
+"""Helpers for integration tests (real broker)."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+
+from google.protobuf import message as _message
+
+from driftloop.core.kafka import Delivered, EventConsumer
+from driftloop.core.settings import KafkaSettings
+from driftloop.core.topics import TopicSpec
+
+
+def consume_until(
+    settings: KafkaSettings, topics: list[TopicSpec], expected: dict[str, type[_message.Message]],
+    done: Callable[[list[_message.Message]], bool], keep: Callable[[_message.Message], bool],
+    timeout: float = 60.0,
+) -> list[_message.Message]:
+    """Read ``topics`` from the beginning with a fresh group; collect events ``keep`` accepts until
+    ``done`` says so, then keep reading one more second to catch duplicates."""
+    got: list[_message.Message] = []
+
+    def handle(d: Delivered) -> None:
+        if keep(d.event):
+            got.append(d.event)
+
+    consumer = EventConsumer(settings, topics, f"test-{uuid.uuid4().hex[:8]}", expected)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not done(got):
+            consumer.process(handle, timeout_ms=500)
+        settle = time.monotonic() + 1.0
+        while time.monotonic() < settle:
+            consumer.process(handle, timeout_ms=200)
+    finally:
+        consumer.close()
+    return got
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Prometheus text → {'name{labels}': value} (samples only)."""
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def metric(samples: dict[str, float], name: str, **labels: str) -> float:
+    """Sum of samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for key, value in samples.items():
+        base, _, rest = key.partition("{")
+        if base != name:
+            continue
+        if all(f'{k}="{v}"' in rest for k, v in labels.items()):
+            total += value
+    return total

@@ -1,0 +1,94 @@
+"""Generate / GenerateStream / SubmitFeedback on the real engine; events on the real broker."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from driftloop.core.topics import FEEDBACK, PREDICTIONS
+from driftloop.v1 import events_pb2
+from driftloop.v1 import inference_pb2 as pb
+from tests.integration.helpers import consume_until, metric, scrape
+
+pytestmark = pytest.mark.integration
+
+
+def test_generate_stream_feedback_and_events(inference_server, kafka_settings, unique) -> None:
+    inf = inference_server.inference
+    rid, sid = unique("gen"), unique("stream")
+    r = inf.Generate(pb.GenerateRequest(request_id=rid, prompt="when does the bus leave the depot",
+                                        tags={"source": "test"}), timeout=60)
+    assert r.request_id == rid and r.text
+    assert r.model == "tiny-llama" and r.finish_reason in ("stop", "length")
+    assert r.usage.prompt_tokens > 0 and 0 < r.usage.completion_tokens <= 8
+    assert r.usage.HasField("mean_token_logprob") and r.usage.mean_token_logprob < 0
+
+    chunks = list(inf.GenerateStream(pb.GenerateRequest(
+        request_id=sid, prompt="the tram passes", sampling=pb.SamplingParams(max_tokens=6)), timeout=60))
+    assert chunks[0].model == "tiny-llama" and chunks[0].request_id == sid
+    assert chunks[-1].finish_reason and 0 < chunks[-1].usage.completion_tokens <= 6
+    assert "".join(c.text_delta for c in chunks)
+    assert all(not c.finish_reason for c in chunks[:-1])
+
+    fb = inf.SubmitFeedback(pb.SubmitFeedbackRequest(
+        request_id=rid, rating=events_pb2.RATING_NEGATIVE, correction="Every ten minutes."), timeout=10)
+    assert fb.feedback_id
+
+    wanted = {rid, sid}
+    events = consume_until(
+        kafka_settings, [PREDICTIONS, FEEDBACK],
+        {PREDICTIONS.name: events_pb2.PredictionEvent, FEEDBACK.name: events_pb2.FeedbackEvent},
+        done=lambda got: len(got) >= 3, keep=lambda e: e.request_id in wanted,
+    )
+    preds = {e.request_id: e for e in events if isinstance(e, events_pb2.PredictionEvent)}
+    feedback = [e for e in events if isinstance(e, events_pb2.FeedbackEvent)]
+    assert set(preds) == wanted and len(events) == 3, events
+    p = preds[rid]
+    assert p.prompt == "when does the bus leave the depot" and p.completion == r.text
+    assert p.model == "tiny-llama" and p.completion_tokens == r.usage.completion_tokens
+    assert p.HasField("mean_token_logprob") and p.HasField("time_to_first_token_seconds")
+    assert p.latency_seconds > 0 and p.request_time.seconds > 0 and p.tags["source"] == "test"
+    assert p.error_code == "" and p.replica
+    assert preds[sid].stream and preds[sid].completion == "".join(c.text_delta for c in chunks)
+    assert feedback[0].rating == events_pb2.RATING_NEGATIVE and feedback[0].correction == "Every ten minutes."
+    assert feedback[0].feedback_id == fb.feedback_id
+
+    samples = scrape(inference_server.metrics_url)
+    assert metric(samples, "driftloop_inference_requests_total", method="Generate", code="OK") >= 1
+    assert metric(samples, "driftloop_inference_time_to_first_token_seconds_count") >= 2
+    assert metric(samples, "driftloop_events_emitted_total", topic=PREDICTIONS.name) >= 2
+
+
+def test_health_and_reflection(inference_server) -> None:
+    health = health_pb2_grpc.HealthStub(inference_server.channel)
+    for service in ("", "driftloop.v1.Inference", "driftloop.v1.AdapterAdmin"):
+        resp = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        assert resp.status == health_pb2.HealthCheckResponse.SERVING
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    stub = reflection_pb2_grpc.ServerReflectionStub(inference_server.channel)
+    responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                                          timeout=5)
+    names = {s.name for r in responses for s in r.list_services_response.service}
+    assert {"driftloop.v1.Inference", "driftloop.v1.AdapterAdmin", "grpc.health.v1.Health"} <= names
+
+
+def test_cancelled_stream_aborts_and_is_recorded(inference_server, kafka_settings, unique) -> None:
+    rid = unique("cancel")
+    call = inference_server.inference.GenerateStream(pb.GenerateRequest(
+        request_id=rid, prompt="the bus", sampling=pb.SamplingParams(max_tokens=64)), timeout=60)
+    next(call)
+    call.cancel()
+    with pytest.raises(grpc.RpcError) as info:
+        list(call)
+    assert info.value.code() == grpc.StatusCode.CANCELLED
+    events = consume_until(kafka_settings, [PREDICTIONS], {PREDICTIONS.name: events_pb2.PredictionEvent},
+                           done=lambda got: len(got) >= 1, keep=lambda e: e.request_id == rid)
+    assert len(events) == 1
+    # Either the client's cancel reached the server mid-generation, or generation had already finished.
+    assert events[0].finish_reason in ("abort", "length", "stop")
+    if events[0].finish_reason == "abort":
+        assert events[0].error_code == "CANCELLED"
+    r = inference_server.inference.Generate(pb.GenerateRequest(prompt="the bus"), timeout=60)
+    assert r.text
