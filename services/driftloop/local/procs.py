@@ -6,6 +6,7 @@ child writes goes to a log file. Used by tests, benchmarks and the demo.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -61,20 +62,16 @@ class ServiceProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         # Reap anything the service left in its group (e.g. engine workers).
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self._reader.join(timeout=5)
         self._log.close()
         return self.proc.returncode
 
     def kill(self) -> None:
         """SIGKILL the service's whole process group (a crash, for tests)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(10)
 
     def log_tail(self, lines: int = 60) -> str:
