@@ -85,3 +85,7 @@ clean: kafka-down ## Remove run state (keeps environments and caches)
 .PHONY: distclean
 distclean: clean ## Remove environments and caches too
 	rm -rf .venvs .tools .cache
+
+.PHONY: bench-inference
+bench-inference: env kafka-jars ## Benchmark: our gRPC service vs vLLM's OpenAI server, events on vs off
+	$(SPY) -m bench.inference

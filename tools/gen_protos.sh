@@ -5,6 +5,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-$here/services}"
 py="${PYTHON:-$here/.venvs/serving/bin/python}"
+case "$py" in /*) ;; */*) py="$here/$py" ;; esac
 mkdir -p "$out/driftloop/v1"
 cd "$here/protos"
 "$py" -m grpc_tools.protoc -I . \

@@ -51,6 +51,8 @@ def generation_params(req: inference_pb2.GenerateRequest, s: InferenceSettings) 
     top_p = sp.top_p if sp.HasField("top_p") else 1.0
     if not (math.isfinite(top_p) and 0.0 < top_p <= 1.0):
         raise InvalidRequest(f"top_p {top_p} is outside (0, 1]")
+    if sp.min_tokens > max_tokens:
+        raise InvalidRequest(f"min_tokens {sp.min_tokens} exceeds max_tokens {max_tokens}")
     if len(sp.stop) > MAX_STOP or any(not x or len(x) > MAX_STOP_CHARS for x in sp.stop):
         raise InvalidRequest(f"at most {MAX_STOP} stop strings of 1..{MAX_STOP_CHARS} characters")
     return GenerationParams(
@@ -59,6 +61,7 @@ def generation_params(req: inference_pb2.GenerateRequest, s: InferenceSettings) 
         top_p=float(top_p),
         seed=sp.seed if sp.HasField("seed") else None,
         stop=tuple(sp.stop),
+        min_tokens=sp.min_tokens,
     )
 
 

@@ -15,6 +15,7 @@ class GenerationParams:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    min_tokens: int = 0
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,8 @@ class HfEngine(Engine):
                     out = model(input_ids=step_input, past_key_values=past, use_cache=True)
                     past = out.past_key_values
                     logprobs = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+                    if len(generated) < params.min_tokens and tok.eos_token_id is not None:
+                        logprobs[tok.eos_token_id] = float("-inf")
                     token = self._pick(logprobs, params, generator)
                     logprob_sum += float(logprobs[token])
                     if token == tok.eos_token_id:

@@ -102,7 +102,7 @@ class VllmEngine(Engine):
             raise EngineUnavailable("engine is not running")
         sp = SamplingParams(
             max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,
-            seed=params.seed, stop=list(params.stop) or None, logprobs=0,
+            seed=params.seed, stop=list(params.stop) or None, min_tokens=params.min_tokens, logprobs=0,
             output_kind=RequestOutputKind.DELTA,
         )
         lora_request = LoRARequest(lora.name, lora.int_id, str(lora.path)) if lora else None
