@@ -222,10 +222,12 @@ class EventConsumer(Generic[M]):
         handler: Callable[[Delivered[M]], None],
         timeout_ms: int = 1000,
         max_records: int | None = None,
+        before_commit: Callable[[], None] | None = None,
     ) -> int:
-        """Poll once, handle every record, dead-letter the bad ones, then commit. Returns the number
-        of records consumed (good and bad). An exception from the handler other than InvalidEvent
-        propagates and nothing of the batch is committed, so the batch is redelivered."""
+        """Poll once, handle every record, dead-letter the bad ones, run ``before_commit`` (where a
+        batch-level effect is made durable), then commit. Returns the number of records consumed
+        (good and bad). An exception from the handler other than InvalidEvent propagates and
+        nothing of the batch is committed, so the batch is redelivered."""
         records = self.poll(timeout_ms, max_records)
         if not records:
             return 0
@@ -239,6 +241,8 @@ class EventConsumer(Generic[M]):
                     raise
                 self._dead_letters(record, exc.error_type, exc.reason)
             offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        if before_commit is not None:
+            before_commit()
         self.commit(offsets)
         return len(records)
 

