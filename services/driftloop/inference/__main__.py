@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 
 def main() -> None:
@@ -11,7 +12,7 @@ def main() -> None:
     from driftloop.inference.settings import InferenceSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(InferenceSettings()))
+    sys.exit(asyncio.run(serve(InferenceSettings())))
 
 
 # vLLM starts its engine core with spawn: the guard keeps the child from re-running the server.

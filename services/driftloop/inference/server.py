@@ -152,7 +152,9 @@ class InferenceApp:
             self._metrics_server.shutdown()
 
 
-async def serve(settings: InferenceSettings) -> None:
+async def serve(settings: InferenceSettings) -> int:
+    """Run until SIGTERM/SIGINT (exit code 0) or until the engine dies (exit code 1: an engine
+    death is unrecoverable in-process, so the supervisor — Kubernetes — restarts the pod)."""
     app = InferenceApp(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -161,6 +163,20 @@ async def serve(settings: InferenceSettings) -> None:
     await app.start()
     # One line on stdout that tools (tests, the demo) read to find the ports.
     print(f"READY grpc={settings.host}:{app.port} metrics={settings.host}:{app.metrics_port}", flush=True)
+    exit_code = 0
+
+    async def watchdog() -> None:
+        nonlocal exit_code
+        while not stop.is_set():
+            await asyncio.sleep(2.0)
+            if not await app.engine.check_health():
+                log.error("engine is dead; stopping so the supervisor restarts this replica")
+                exit_code = 1
+                stop.set()
+
+    watcher = asyncio.ensure_future(watchdog())
     await stop.wait()
+    watcher.cancel()
     log.info("shutting down (grace %.0fs)", settings.grace_period_s)
     await app.stop()
+    return exit_code

