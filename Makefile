@@ -89,3 +89,7 @@ distclean: clean ## Remove environments and caches too
 .PHONY: bench-inference
 bench-inference: env kafka-jars ## Benchmark: our gRPC service vs vLLM's OpenAI server, events on vs off
 	$(SPY) -m bench.inference
+
+.PHONY: bench-monitor
+bench-monitor: env kafka-jars ## Benchmark: monitor events/s and consumer lag (alibi vs scipy backend)
+	$(MPY) -m bench.monitor

@@ -1,0 +1,89 @@
+"""Stream windows, tests and the trigger policy, with both drift backends (no Kafka, no embedder)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from driftloop.monitor.backends import AlibiBackend, ScipyBackend
+from driftloop.monitor.settings import MonitorSettings
+from driftloop.monitor.streams import Sample, Stream
+
+S = MonitorSettings(reference_size=100, window_size=50, sustained_windows=2, clear_windows=2, cooldown_s=0,
+                    min_samples=20, trigger_signals=("input_embedding", "negative_feedback_rate"))
+
+
+def sample(rng: np.random.Generator, shift: float, i: int) -> Sample:
+    emb = rng.normal(shift, 1.0, 8).astype(np.float32)
+    return Sample(f"p{i}", (10.0 + rng.normal(), 20.0 + rng.normal(), -0.5, 0, 0), False, 0.1, float(i), emb)
+
+
+@pytest.fixture(params=["alibi", "scipy"])
+def backend(request):
+    return AlibiBackend(0.01, 50) if request.param == "alibi" else ScipyBackend(0.01, 50)
+
+
+def feed(stream, backend, rng, n, shift, start=0):
+    return [d for i in range(start, start + n) if (d := stream.add_prediction(sample(rng, shift, i), backend))]
+
+
+def test_one_trigger_per_episode_then_hysteresis(backend) -> None:
+    rng = np.random.default_rng(0)
+    st = Stream("m", "a", S)
+    assert feed(st, backend, rng, 100, 0.0) == [] and st.has_reference
+    assert feed(st, backend, rng, 300, 0.0, 100) == []  # no false alarm in 6 windows
+    assert st.episode is None
+    decisions = feed(st, backend, rng, 300, 2.0, 400)
+    assert len(decisions) == 1  # sustained over 2 windows, then one trigger only
+    d = decisions[0]
+    assert d.firing == ["input_embedding"] and d.signals["input_embedding"].windows_over >= 2
+    assert st.episode is not None and st.episode.triggered
+    # Traffic returns to normal: after clear_windows quiet windows the episode ends.
+    feed(st, backend, rng, 100, 0.0, 700)
+    assert st.episode is None
+
+
+def test_cooldown_blocks_a_second_trigger() -> None:
+    s = S.model_copy(update={"cooldown_s": 3600})
+    backend = ScipyBackend(0.01, 50)
+    rng = np.random.default_rng(1)
+    st = Stream("m", "a", s)
+    feed(st, backend, rng, 100, 0.0)
+    assert len(feed(st, backend, rng, 150, 2.0, 100)) == 1
+    feed(st, backend, rng, 150, 0.0, 250)  # episode ends
+    assert feed(st, backend, rng, 200, 2.0, 400) == []  # new episode, but within the cooldown
+
+
+def test_negative_feedback_rate_needs_min_samples() -> None:
+    backend = ScipyBackend(0.01, 50)
+    rng = np.random.default_rng(2)
+    st = Stream("m", "a", S)
+    feed(st, backend, rng, 100, 0.0)
+    for _ in range(10):
+        st.add_feedback(True)
+    assert feed(st, backend, rng, 50, 0.0, 100) == []  # 10 negatives < min_samples
+    for _ in range(30):
+        st.add_feedback(True)
+    decisions = feed(st, backend, rng, 50, 0.0, 150)
+    assert len(decisions) == 1 and decisions[0].firing == ["negative_feedback_rate"]
+    assert decisions[0].signals["negative_feedback_rate"].value == 1.0
+
+
+def test_state_round_trip() -> None:
+    backend = ScipyBackend(0.01, 50)
+    rng = np.random.default_rng(3)
+    st = Stream("m", "a", S, version="v1")
+    feed(st, backend, rng, 130, 0.0)
+    meta, window, reference = st.to_state()
+    back = Stream.from_state(S, meta, window, reference)
+    assert back.has_reference and len(back.window) == 30 and back.version == "v1"
+    assert np.allclose(back.ref_embeddings[5], st.ref_embeddings[5])
+    assert back.window[3].embedding is not None and np.allclose(back.window[3].embedding, st.window[3].embedding)
+
+
+def test_reset_rebuilds_reference() -> None:
+    backend = ScipyBackend(0.01, 50)
+    st = Stream("m", "a", S)
+    feed(st, backend, np.random.default_rng(4), 160, 0.0)
+    st.reset("v2")
+    assert not st.has_reference and st.version == "v2" and st.window == []
