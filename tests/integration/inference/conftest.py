@@ -84,10 +84,13 @@ class Server:
         return inference_pb2_grpc.AdapterAdminStub(self.channel)
 
 
-def start_server(name: str, env: dict[str, str], log: Path) -> Server:
+def start_server(name: str, env: dict[str, str], log: Path, root_cert: bytes | None = None) -> Server:
     proc = ServiceProcess(name, "driftloop.inference", env, log)
     ready = proc.wait_ready(timeout=240)
-    channel = grpc.insecure_channel(ready["grpc"])
+    if root_cert is None:
+        channel = grpc.insecure_channel(ready["grpc"])
+    else:
+        channel = grpc.secure_channel(ready["grpc"], grpc.ssl_channel_credentials(root_certificates=root_cert))
     grpc.channel_ready_future(channel).result(timeout=30)
     return Server(proc, ready["grpc"], f"http://{ready['metrics']}/metrics", channel)
 

@@ -1,21 +1,33 @@
-"""The transformers + PEFT engine behind the same gRPC service (for places without vLLM)."""
+"""The transformers + PEFT engine behind the same gRPC service (for places without vLLM), served
+over TLS (switched on by settings)."""
 
 from __future__ import annotations
+
+import subprocess
 
 import grpc
 import pytest
 
 from driftloop.v1 import inference_pb2 as pb
+from driftloop.v1 import inference_pb2_grpc
 from tests.integration.inference.conftest import ADMIN_MD, inference_env, start_server
 
 pytestmark = pytest.mark.integration
 
 
-def test_hf_engine_serves_base_and_adapters(tiny_model, kafka_broker, tmp_path) -> None:
+def test_hf_engine_serves_base_and_adapters_over_tls(tiny_model, kafka_broker, tmp_path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
     env = inference_env(tiny_model, kafka_broker, tmp_path, DRIFTLOOP_INFERENCE_ENGINE="hf",
-                        DRIFTLOOP_INFERENCE_FOLLOW_ROLLOUTS="false")
-    server = start_server("inference-hf", env, tmp_path / "hf.log")
+                        DRIFTLOOP_INFERENCE_FOLLOW_ROLLOUTS="false", DRIFTLOOP_INFERENCE_TLS_CERT_FILE=str(cert),
+                        DRIFTLOOP_INFERENCE_TLS_KEY_FILE=str(key))
+    server = start_server("inference-hf", env, tmp_path / "hf.log", root_cert=cert.read_bytes())
     try:
+        with pytest.raises(grpc.RpcError):  # plaintext clients are refused
+            inference_pb2_grpc.InferenceStub(grpc.insecure_channel(server.grpc_address)).Generate(
+                pb.GenerateRequest(prompt="x"), timeout=3)
         inf, admin = server.inference, server.admin
         greedy = pb.SamplingParams(max_tokens=8, temperature=0.0)
         base = inf.Generate(pb.GenerateRequest(prompt="the bus leaves", sampling=greedy), timeout=60)

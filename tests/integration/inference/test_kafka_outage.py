@@ -35,6 +35,10 @@ def test_broker_outage_loses_nothing(inference_server, kafka_broker, kafka_setti
         assert len(served) == N
         samples = scrape(inference_server.metrics_url)
         assert metric(samples, "driftloop_events_spooled", service="inference") > 0
+        deadline = time.monotonic() + 40  # the shipper notices at its next delivery timeout
+        while metric(samples, "driftloop_kafka_up", service="inference") != 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            samples = scrape(inference_server.metrics_url)
         assert metric(samples, "driftloop_kafka_up", service="inference") == 0
         print(f"{N} requests served with the broker down in {elapsed:.1f}s")
     finally:
