@@ -182,3 +182,45 @@ class MonitorMetrics:
             registry=registry,
         )
         self.info = Info("driftloop_monitor", "Drift backend and windows.", registry=registry)
+
+
+class RetrainerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.triggers = Counter(
+            "driftloop_retrainer_triggers_total", "RetrainTriggers consumed, by result (accepted, duplicate, invalid).",
+            ["result"], registry=registry,
+        )
+        self.runs = Counter(
+            "driftloop_retrainer_runs_total", "Retraining runs finished, by outcome "
+            "(promoted, rejected, rolled_back, failed).", ["adapter_alias", "outcome"], registry=registry,
+        )
+        self.in_progress = Gauge(
+            "driftloop_retrainer_run_in_progress", "1 while a retraining run is in progress.", ["adapter_alias"],
+            registry=registry,
+        )
+        self.stage_seconds = Histogram(
+            "driftloop_retrainer_stage_duration_seconds", "Duration of each stage of a run "
+            "(dataset, training, gate, canary, promotion).", ["stage"],
+            buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1200, 3600), registry=registry,
+        )
+        self.gate = Counter(
+            "driftloop_retrainer_gate_decisions_total", "Acceptance-gate verdicts (passed, rejected).",
+            ["adapter_alias", "verdict"], registry=registry,
+        )
+        self.gate_score = Gauge(
+            "driftloop_retrainer_gate_score", "Last gate measurement per metric and role (candidate, serving).",
+            ["adapter_alias", "metric", "role"], registry=registry,
+        )
+        self.rollouts = Counter(
+            "driftloop_retrainer_rollouts_total", "Rollout actions published (canary, promote, rollback).",
+            ["adapter_alias", "action"], registry=registry,
+        )
+        self.dataset_rows = Gauge(
+            "driftloop_retrainer_dataset_rows", "Rows of the last dataset, by split and by cleaning rule removed.",
+            ["kind"], registry=registry,
+        )
+        self.last_success = Gauge(
+            "driftloop_retrainer_last_success_timestamp_seconds", "When a run last ended in a promotion.",
+            ["adapter_alias"], registry=registry,
+        )
