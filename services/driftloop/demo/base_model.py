@@ -1,0 +1,194 @@
+"""Builds the demo's base model: a BPE tokenizer and a small Llama trained on the *old* transit
+world, saved in Hugging Face format (loadable by vLLM and transformers). Cached: rebuilt only when
+its inputs (world seed, hyperparameters, this file) change. Records its own quality.
+
+    python -m driftloop.demo.base_model [--out artifacts/base-model] [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from driftloop.demo import world
+
+SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
+
+
+@dataclass(frozen=True)
+class BaseModelSpec:
+    world_seed: int = 7
+    vocab: int = 1200
+    hidden: int = 192
+    layers: int = 4
+    heads: int = 6  # head_dim 32: a size vLLM's CPU attention supports
+    intermediate: int = 512
+    max_positions: int = 128
+    steps: int = 300
+    batch: int = 48
+    lr: float = 3e-3
+    seed: int = 0
+
+    def digest(self) -> str:
+        h = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode())
+        h.update(Path(__file__).read_bytes())
+        h.update(Path(world.__file__).read_bytes())
+        return h.hexdigest()[:16]
+
+
+def training_text(qa: world.QA) -> tuple[str, str]:
+    return world.prompt(qa.question), " " + qa.answer
+
+
+def build_tokenizer(texts: list[str], vocab: int, max_positions: int):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainer=trainers.BpeTrainer(
+        vocab_size=vocab, special_tokens=SPECIALS, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.post_processor = TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                            special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<pad>", model_max_length=max_positions,
+                                   clean_up_tokenization_spaces=False)
+
+
+def encode_pairs(tok, pairs: list[tuple[str, str]], max_len: int):
+    """Token ids and labels; the loss covers the answer and the end-of-sequence token only."""
+    rows = []
+    for prompt, target in pairs:
+        p = tok(prompt).input_ids
+        t = tok(target, add_special_tokens=False).input_ids + [tok.eos_token_id]
+        ids = (p + t)[:max_len]
+        labels = ([-100] * len(p) + t)[:max_len]
+        rows.append((ids, labels))
+    return rows
+
+
+def collate(rows, pad_id: int):
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id)
+    labels = torch.full((len(rows), width), -100)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (x, y) in enumerate(rows):
+        ids[i, : len(x)] = torch.tensor(x)
+        labels[i, : len(y)] = torch.tensor(y)
+        mask[i, : len(x)] = 1
+    return ids, labels, mask
+
+
+def greedy_answers(model, tok, questions: list[str], max_new_tokens: int = 24, batch: int = 64) -> list[str]:
+    """Greedy answers with transformers (left-padded batches)."""
+    import torch
+
+    tok.padding_side = "left"
+    out = []
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(questions), batch):
+            prompts = [world.prompt(q) for q in questions[i: i + batch]]
+            enc = tok(prompts, return_tensors="pt", padding=True)
+            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+            out += [tok.decode(g[enc.input_ids.shape[1]:], skip_special_tokens=True).strip() for g in gen]
+    return out
+
+
+def evaluate(model, tok, qas: list[world.QA]) -> dict[str, float]:
+    got = greedy_answers(model, tok, [q.question for q in qas])
+    hits = [g == q.answer for g, q in zip(got, qas, strict=True)]
+    by_kind: dict[str, list[bool]] = {}
+    for q, h in zip(qas, hits, strict=True):
+        by_kind.setdefault(q.kind, []).append(h)
+    return {"exact_match": sum(hits) / len(hits), "n": len(hits),
+            **{f"exact_match_{k}": sum(v) / len(v) for k, v in sorted(by_kind.items())}}
+
+
+def build(out: Path, spec: BaseModelSpec = BaseModelSpec(), force: bool = False, log=print) -> Path:
+    info_path = out / "build-info.json"
+    digest = spec.digest()
+    if not force and info_path.exists() and json.loads(info_path.read_text()).get("digest") == digest:
+        log(f"base model up to date in {out} ({digest})")
+        return out
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    t0 = time.perf_counter()
+    torch.manual_seed(spec.seed)
+    rng = random.Random(spec.seed)
+    routes = world.old_world(spec.world_seed)
+    qas = world.all_qa(routes)
+    train = [q for q in qas if not q.held_out]
+    held = [q for q in qas if q.held_out]
+    pairs = [training_text(q) for q in train]
+    tok = build_tokenizer([p + t for p, t in pairs] + [q.question for q in held], spec.vocab, spec.max_positions)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=spec.hidden, intermediate_size=spec.intermediate,
+                         num_hidden_layers=spec.layers, num_attention_heads=spec.heads,
+                         num_key_value_heads=spec.heads, head_dim=spec.hidden // spec.heads,
+                         max_position_embeddings=spec.max_positions, rms_norm_eps=1e-5,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    rows = encode_pairs(tok, pairs, spec.max_positions)
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01)
+    warmup = 100
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
+        1 + math.cos(math.pi * min(1.0, s / spec.steps))))
+    model.train()
+    for step in range(spec.steps):
+        ids, labels, mask = collate(rng.sample(rows, spec.batch), tok.pad_token_id)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        if step % 200 == 0 or step == spec.steps - 1:
+            log(f"  step {step:5d}/{spec.steps} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
+    train_seconds = time.perf_counter() - t0
+    eval_rng = random.Random(1)
+    quality = {
+        "trained_phrasings": evaluate(model, tok, eval_rng.sample(train, 300)),
+        "held_out_phrasings": evaluate(model, tok, eval_rng.sample(held, 300)),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    tc = json.loads((out / "tokenizer_config.json").read_text())
+    tc["tokenizer_class"] = "PreTrainedTokenizerFast"
+    tc.pop("chat_template", None)
+    tc["padding_side"] = "right"
+    (out / "tokenizer_config.json").write_text(json.dumps(tc, indent=2))
+    info = {"digest": digest, "spec": asdict(spec), "train_seconds": round(train_seconds, 1),
+            "parameters": sum(p.numel() for p in model.parameters()), "quality": quality,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    info_path.write_text(json.dumps(info, indent=2))
+    log(f"base model built in {time.perf_counter() - t0:.0f}s: {json.dumps(quality)}")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("artifacts/base-model"))
+    ap.add_argument("--force", action="store_true")
+    ap.add_argument("--steps", type=int, default=BaseModelSpec.steps)
+    a = ap.parse_args()
+    build(a.out, BaseModelSpec(steps=a.steps), force=a.force)
+
+
+if __name__ == "__main__":
+    main()
