@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from driftloop.demo import world
+from driftloop.retrainer.train import collate, encode_pairs
 
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
 
@@ -63,32 +64,6 @@ def build_tokenizer(texts: list[str], vocab: int, max_positions: int):
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
                                    pad_token="<pad>", model_max_length=max_positions,
                                    clean_up_tokenization_spaces=False)
-
-
-def encode_pairs(tok, pairs: list[tuple[str, str]], max_len: int):
-    """Token ids and labels; the loss covers the answer and the end-of-sequence token only."""
-    rows = []
-    for prompt, target in pairs:
-        p = tok(prompt).input_ids
-        t = tok(target, add_special_tokens=False).input_ids + [tok.eos_token_id]
-        ids = (p + t)[:max_len]
-        labels = ([-100] * len(p) + t)[:max_len]
-        rows.append((ids, labels))
-    return rows
-
-
-def collate(rows, pad_id: int):
-    import torch
-
-    width = max(len(ids) for ids, _ in rows)
-    ids = torch.full((len(rows), width), pad_id)
-    labels = torch.full((len(rows), width), -100)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (x, y) in enumerate(rows):
-        ids[i, : len(x)] = torch.tensor(x)
-        labels[i, : len(y)] = torch.tensor(y)
-        mask[i, : len(x)] = 1
-    return ids, labels, mask
 
 
 def greedy_answers(model, tok, questions: list[str], max_new_tokens: int = 24, batch: int = 64) -> list[str]:

@@ -1,0 +1,150 @@
+"""LoRA fine-tuning with PEFT: loss on the answer tokens only, dropout, early stopping on the
+validation loss, a step cap, a fixed seed and a progress bar; CPU by default, GPU when present."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from driftloop.retrainer.data import Example
+
+PROMPT_TEMPLATE = "Q: {question}\nA:"
+
+
+def render_prompt(question: str, template: str = PROMPT_TEMPLATE) -> str:
+    return template.format(question=question)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    lr: float = 2e-3
+    batch_size: int = 32
+    max_steps: int = 400
+    eval_every: int = 25
+    patience: int = 4
+    min_delta: float = 1e-3
+    seed: int = 0
+    max_len: int = 128
+    prompt_template: str = PROMPT_TEMPLATE
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    best_step: int
+    best_val_loss: float
+    stopped_early: bool
+    seconds: float
+    device: str
+    history: list[dict] = field(default_factory=list)
+
+
+def encode_pairs(tok, pairs: list[tuple[str, str]], max_len: int) -> list[tuple[list[int], list[int]]]:
+    """Token ids and labels; the loss covers the answer and the end-of-sequence token only."""
+    rows = []
+    for prompt, target in pairs:
+        p = tok(prompt).input_ids
+        t = tok(target, add_special_tokens=False).input_ids + [tok.eos_token_id]
+        rows.append(((p + t)[:max_len], ([-100] * len(p) + t)[:max_len]))
+    return rows
+
+
+def collate(rows, pad_id: int, device: str = "cpu"):
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id)
+    labels = torch.full((len(rows), width), -100)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (x, y) in enumerate(rows):
+        ids[i, : len(x)] = torch.tensor(x)
+        labels[i, : len(y)] = torch.tensor(y)
+        mask[i, : len(x)] = 1
+    return ids.to(device), labels.to(device), mask.to(device)
+
+
+def _pairs(rows: list[Example], template: str) -> list[tuple[str, str]]:
+    return [(render_prompt(r.question, template), " " + r.answer) for r in rows]
+
+
+def train_lora(base_dir: Path, train: list[Example], val: list[Example], out_dir: Path, cfg: TrainConfig,
+               progress: bool = True, on_step: Callable[[int, float], None] | None = None) -> TrainResult:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not train or not val:
+        raise ValueError(f"need training and validation rows (got {len(train)} and {len(val)})")
+    t0 = time.perf_counter()
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(device)
+    model = get_peft_model(model, LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                                             target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))
+    rows = encode_pairs(tok, _pairs(train, cfg.prompt_template), cfg.max_len)
+    val_rows = encode_pairs(tok, _pairs(val, cfg.prompt_template), cfg.max_len)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
+    warmup = max(1, cfg.max_steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
+        1 + math.cos(math.pi * min(1.0, s / cfg.max_steps))))
+    rng = random.Random(cfg.seed)
+
+    def val_loss() -> float:
+        model.eval()
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for i in range(0, len(val_rows), 64):
+                ids, labels, mask = collate(val_rows[i: i + 64], tok.pad_token_id, device)
+                n = int((labels[:, 1:] != -100).sum())
+                total += model(input_ids=ids, attention_mask=mask, labels=labels).loss.item() * n
+                count += n
+        model.train()
+        return total / max(1, count)
+
+    best, best_step, bad_evals = val_loss(), 0, 0
+    history = [{"step": 0, "val_loss": best}]
+    model.save_pretrained(out_dir, safe_serialization=True)
+    stopped_early = False
+    bar = tqdm(total=cfg.max_steps, desc="lora", disable=not progress, mininterval=2.0)
+    model.train()
+    step = 0
+    for step in range(1, cfg.max_steps + 1):
+        batch = rng.sample(rows, min(cfg.batch_size, len(rows)))
+        ids, labels, mask = collate(batch, tok.pad_token_id, device)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", best_val=f"{best:.3f}")
+        if on_step is not None:
+            on_step(step, loss.item())
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            v = val_loss()
+            history.append({"step": step, "train_loss": loss.item(), "val_loss": v})
+            if v < best - cfg.min_delta:
+                best, best_step, bad_evals = v, step, 0
+                model.save_pretrained(out_dir, safe_serialization=True)  # keep the best checkpoint
+            else:
+                bad_evals += 1
+                if bad_evals >= cfg.patience:
+                    stopped_early = True
+                    break
+    bar.close()
+    result = TrainResult(step, best_step, best, stopped_early, time.perf_counter() - t0, device, history)
+    (out_dir / "training.json").write_text(json.dumps({"config": asdict(cfg), "result": asdict(result)}, indent=2))
+    return result

@@ -1,0 +1,49 @@
+"""Planted dirty rows are all removed and reported; the split is stable and never leaks."""
+
+from __future__ import annotations
+
+from driftloop.retrainer.data import Example, clean, split, split_of
+
+
+def test_planted_dirty_rows_are_removed_and_reported() -> None:
+    good = [Example(f"How often does route {i} run?", f"Route {i} runs every 10 minutes.", time=i)
+            for i in range(20)]
+    dirty = [
+        Example("How often does route 1 run?", "Route 1 runs every 10 minutes."),  # exact duplicate
+        Example("  how often does ROUTE 2 run ?? ", "Route 2 runs every 10 minutes."),  # duplicate once normalised
+        Example("How often does route 3 run, please?", "Route 3 runs every 10 minutes."),  # near duplicate
+        Example("", "Route 4 runs every 10 minutes."),  # empty question
+        Example("Where does route 5 end?", "   "),  # empty answer
+        Example("Where does route 6 end? " + "x" * 400, "Route 6 ends at Riverside."),  # oversize
+        Example("Wh\ufffd\ufffd does r\ufffdute 7 end?", "Route 7 ends at Riverside."),  # garbled
+        Example("@@@ ### $$$ %%% ^^^", "Route 8 ends at Riverside."),  # garbled
+        Example("Where does route 9 end?", "Route 9 ends at Riverside"),  # format: no final punctuation
+        Example("Call me at +44 20 7946 0958 about route 10?", "Route 10 ends at Riverside."),  # PII phone
+        Example("Where does route 11 end? mail jo@example.com", "Route 11 ends at Riverside."),  # PII email
+        Example("Where does route 12 end?", "Route 12 ends at 4111 1111 1111 1111."),  # PII card
+        Example("Where does route 13 end?", "Route 13 ends at Riverside.", time=1),  # conflict (older, loses)
+        Example("Where does route 13 end?", "Route 13 ends at the Airport.", time=2),
+        Example("where does route 13 end", "Route 13 ends at the Airport.", time=3),  # exact dup once normalised
+    ]
+    rows, report = clean(good + dirty)
+    assert report.removed == {"empty": 2, "oversize": 1, "garbled": 2, "format": 1, "pii": 3, "exact_duplicate": 3,
+                              "near_duplicate": 1, "conflict": 1}
+    assert report.rows_in == len(good) + len(dirty) and report.rows_out == len(rows) == 21
+    assert {r.answer for r in rows if "where does route 13" in r.question.lower()} == {"Route 13 ends at the Airport."}
+    assert "rows in" in report.summary() and report.examples["pii"]
+
+
+def test_normalisation() -> None:
+    rows, _ = clean([Example("Ｗhere\u00a0does  route 1\tend?", "Route 1 ends at Riverside.")])
+    assert rows[0].question == "Where does route 1 end?"
+
+
+def test_split_is_stable_and_by_question() -> None:
+    rows = [Example(f"Where does route {i} end?", f"Route {i} ends at X.") for i in range(400)]
+    parts = split(rows)
+    assert {k: len(v) for k, v in parts.items()} == {k: len(v) for k, v in split(rows).items()}
+    assert 30 < len(parts["test"]) < 90 and 20 < len(parts["val"]) < 70
+    # Variants of one question (case, punctuation) always share a split.
+    assert split_of("Where does route 3 end?") == split_of("where does ROUTE 3 end")
+    test_q = {r.question for r in parts["test"]}
+    assert not test_q & {r.question for r in parts["train"]}

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from driftloop.retrainer.data import Example
+from driftloop.retrainer.evaluate import (
+    Evaluation,
+    GateCriteria,
+    Scores,
+    evaluate,
+    exact_match,
+    gate,
+    perturb,
+    rouge_l,
+    score,
+    token_f1,
+)
+from driftloop.retrainer.registry import Registry
+
+
+def test_metrics() -> None:
+    assert exact_match("Route 4 runs every 10 minutes.", "route 4 runs every 10 minutes") == 1.0
+    assert exact_match("Route 4 runs every 12 minutes.", "Route 4 runs every 10 minutes.") == 0.0
+    assert token_f1("Route 4 runs every 12 minutes.", "Route 4 runs every 10 minutes.") == pytest.approx(5 / 6)
+    assert rouge_l("a b c d", "a c d") == pytest.approx(2 * 1 * 0.75 / 1.75)
+    assert rouge_l("", "x") == 0.0 and token_f1("", "") == 1.0
+
+
+def test_perturbations_change_the_question() -> None:
+    rng = random.Random(0)
+    q = "How often does route 4 run?"
+    assert perturb(q, "case", rng).lower() == q.lower()
+    assert perturb(q, "typo", rng) != q and sorted(perturb(q, "typo", rng)) == sorted(q)
+    assert perturb(q, "paraphrase", rng) == "How frequently does route 4 run?"
+
+
+def test_slices_and_gap() -> None:
+    rows = [Example("q1", "a.", slice="fare"), Example("q2", "b.", slice="fare"), Example("q3", "c.", slice="detour")]
+    s = score(rows, ["a.", "x.", "c."])
+    assert s.by_slice == {"detour": 1.0, "fare": 0.5} and s.slice_gap == 0.5
+
+
+def _eval(em: float, reg: float, robust: float = 1.0, p95: float = 0.1) -> Evaluation:
+    s = Scores(100, em, em, em, {"a": em, "b": em})
+    return Evaluation(s, Scores(50, reg, reg, reg), {"case": Scores(100, em * robust, 0, 0)}, 0.05, p95)
+
+
+def test_gate_decisions() -> None:
+    c = GateCriteria(min_exact_match=0.6, min_margin_over_serving=0.05, max_regression_drop=0.02)
+    assert gate(_eval(0.9, 0.95), _eval(0.2, 0.95), c).passed
+    assert not gate(_eval(0.9, 0.90), _eval(0.2, 0.95), c).passed  # regression dropped 5 points
+    assert not gate(_eval(0.5, 0.95), _eval(0.2, 0.95), c).passed  # below the floor
+    assert not gate(_eval(0.9, 0.95), _eval(0.88, 0.95), c).passed  # not better than serving by the margin
+    assert not gate(_eval(0.9, 0.95, robust=0.5), _eval(0.2, 0.95), c).passed
+    assert not gate(_eval(0.9, 0.95, p95=5.0), _eval(0.2, 0.95), c).passed
+    report = gate(_eval(0.9, 0.95), _eval(0.2, 0.95), c)
+    assert "PASSED" in report.summary() and report.to_dict()["checks"]["margin_over_serving"]["ok"]
+
+
+def test_evaluate_with_an_answerer() -> None:
+    rows = [Example(f"How often does route {i} run?", f"Route {i} runs every 10 minutes.", slice="frequency")
+            for i in range(10)]
+    truth = {r.question.lower(): r.answer for r in rows}
+
+    def answer(questions):
+        return [truth.get(q.lower(), "I don't know.") for q in questions], [0.01] * len(questions)
+
+    ev = evaluate(answer, rows, rows[:3])
+    assert ev.test.exact_match == 1.0 and ev.robustness["case"].exact_match == 1.0
+    assert ev.robustness["typo"].exact_match == 0.0 and ev.latency_p95_s == 0.01
+
+
+def test_registry_immutable_versions_and_status(tmp_path: Path) -> None:
+    reg = Registry(tmp_path / "adapters")
+    staged = tmp_path / "stage"
+    staged.mkdir()
+    (staged / "adapter_config.json").write_text("{}")
+    v = reg.register("transit-qa", "v1", staged, {"parent": "", "data_hash": "abc"})
+    assert v.status == "candidate" and v.metadata["data_hash"] == "abc" and not staged.exists()
+    again = tmp_path / "stage2"
+    again.mkdir()
+    with pytest.raises(FileExistsError):
+        reg.register("transit-qa", "v1", again, {})
+    reg.set_status("transit-qa", "v1", "canary", "gate passed")
+    reg.set_status("transit-qa", "v1", "promoted", "canary healthy")
+    assert reg.serving("transit-qa").version == "v1"
+    assert [h["status"] for h in reg.get("transit-qa", "v1").history] == ["candidate", "canary", "promoted"]
+    with pytest.raises(ValueError):
+        reg.set_status("transit-qa", "v1", "shipped")
