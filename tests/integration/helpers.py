@@ -63,3 +63,19 @@ def metric(samples: dict[str, float], name: str, **labels: str) -> float:
         if all(f'{k}="{v}"' in rest for k, v in labels.items()):
             total += value
     return total
+
+
+def start_group_at_end(settings: KafkaSettings, group: str, topics: list[TopicSpec]) -> None:
+    """Commit ``group``'s offsets at the current end of ``topics``, so a service started with that
+    group reads only what a test produces from now on (the session's topics hold other tests' data)."""
+    from kafka import KafkaConsumer
+    from kafka.structs import OffsetAndMetadata, TopicPartition
+
+    consumer = KafkaConsumer(**settings.client_config(), group_id=group, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(t.name, p) for t in topics for p in sorted(consumer.partitions_for_topic(t.name) or ())]
+        consumer.assign(tps)
+        ends = consumer.end_offsets(tps)
+        consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in ends.items()})
+    finally:
+        consumer.close(autocommit=False)

@@ -10,10 +10,10 @@ import time
 import pytest
 
 from driftloop.core.kafka import EventProducer
-from driftloop.core.topics import PREDICTIONS, RETRAIN_TRIGGERS
+from driftloop.core.topics import FEEDBACK, PREDICTIONS, RETRAIN_TRIGGERS
 from driftloop.demo.traffic import prediction
 from driftloop.v1 import events_pb2
-from tests.integration.helpers import consume_until, metric, scrape
+from tests.integration.helpers import consume_until, metric, scrape, start_group_at_end
 
 pytestmark = pytest.mark.integration
 STEP = 0.01  # synthetic seconds between events: event time → event index
@@ -26,7 +26,7 @@ def _produce(producer, rng, model, start, n, shifted, t0):
     producer.flush(60)
 
 
-def _wait_processed(url, model, n, timeout=240):
+def _wait_processed(url, model, n, timeout=400):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         samples = scrape(url)
@@ -41,7 +41,9 @@ def test_shift_detected_once_without_false_alarms(kafka_settings, monitor_factor
     model = unique("drift-model")
     rng = random.Random(7)
     t0 = time.time() - 3600
-    monitor = monitor_factory(unique("monitor"))
+    group = unique("monitor")
+    start_group_at_end(kafka_settings, group, [PREDICTIONS, FEEDBACK])
+    monitor = monitor_factory(group)
     producer = EventProducer(kafka_settings)
     _produce(producer, rng, model, 0, 2000, False, t0)
     before = _wait_processed(monitor.metrics_url, model, 2000)

@@ -15,12 +15,12 @@ from driftloop.core.kafka import EventProducer
 from driftloop.core.topics import DLQ, FEEDBACK, PREDICTIONS
 from driftloop.demo.traffic import feedback, prediction
 from driftloop.v1 import events_pb2
-from tests.integration.helpers import consume_until, metric, scrape
+from tests.integration.helpers import consume_until, metric, scrape, start_group_at_end
 
 pytestmark = pytest.mark.integration
 
 
-def _wait(url: str, name: str, value: float, timeout: float = 120, **labels: str) -> dict:
+def _wait(url: str, name: str, value: float, timeout: float = 300, **labels: str) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -37,6 +37,7 @@ def test_poison_records_dead_lettered_and_nothing_valid_lost(kafka_settings, mon
     model = unique("poison-model")
     group = unique("monitor")
     rng = random.Random(3)
+    start_group_at_end(kafka_settings, group, [PREDICTIONS, FEEDBACK])
     producer = EventProducer(kafka_settings)
     valid = 0
     poison: list[str] = []
@@ -87,6 +88,7 @@ def test_restart_resumes_from_committed_offsets_with_state(kafka_settings, monit
     group = unique("monitor")
     state = tmp_path / "monitor-state"
     rng = random.Random(5)
+    start_group_at_end(kafka_settings, group, [PREDICTIONS, FEEDBACK])
     producer = EventProducer(kafka_settings)
     total = 700
     for i in range(total):
@@ -99,7 +101,7 @@ def test_restart_resumes_from_committed_offsets_with_state(kafka_settings, monit
 
     second = monitor_factory(group, state=state)
     _wait(second.metrics_url, "driftloop_monitor_reference_samples", 500, model=model)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         samples = scrape(second.metrics_url)
         if metric(samples, "driftloop_monitor_window_samples", model=model, detector="prompt_length") >= 100:
