@@ -1,0 +1,68 @@
+"""Corrections from live traffic: feedback with a correction joined to its prediction by request id,
+read from Kafka between two times (no consumer group: a bounded scan of both topics)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from kafka import KafkaConsumer
+from kafka.structs import TopicPartition
+
+from driftloop.core import codec
+from driftloop.core.settings import KafkaSettings
+from driftloop.core.topics import FEEDBACK, PREDICTIONS
+from driftloop.retrainer.data import Example
+from driftloop.v1 import events_pb2
+
+
+def question_from_prompt(prompt: str, template: str) -> str:
+    """Invert the prompt template (``Q: {question}\\nA:``) to get the rider's question back."""
+    head, _, tail = template.partition("{question}")
+    m = re.fullmatch(re.escape(head) + r"(.*)" + re.escape(tail), prompt, flags=re.DOTALL)
+    return (m.group(1) if m else prompt).strip()
+
+
+def _scan(settings: KafkaSettings, topic: str, since: float, timeout_s: float = 60.0):
+    consumer = KafkaConsumer(**settings.client_config(), client_id=f"{settings.client_id}-retrainer-scan",
+                             group_id=None, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        ends = consumer.end_offsets(tps)
+        starts = consumer.offsets_for_times({tp: int(since * 1000) for tp in tps})
+        for tp in tps:
+            found = starts.get(tp)
+            consumer.seek(tp, found.offset if found is not None else ends[tp])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in tps):
+            for records in consumer.poll(timeout_ms=500).values():
+                for r in records:
+                    if r.offset < ends[TopicPartition(r.topic, r.partition)]:
+                        yield r
+    finally:
+        consumer.close(autocommit=False)
+
+
+def collect_corrections(settings: KafkaSettings, alias: str, since: float, template: str) -> list[Example]:
+    """Examples (question, corrected answer) for ``alias`` from feedback since ``since`` (epoch s)."""
+    corrections: dict[str, events_pb2.FeedbackEvent] = {}
+    for r in _scan(settings, FEEDBACK.name, since):
+        try:
+            fb = codec.decode(r.value, r.headers, events_pb2.FeedbackEvent)
+        except codec.UndecodableRecord:
+            continue
+        if fb.correction.strip():
+            corrections[fb.request_id] = fb
+    out = []
+    for r in _scan(settings, PREDICTIONS.name, since):
+        try:
+            p = codec.decode(r.value, r.headers, events_pb2.PredictionEvent)
+        except codec.UndecodableRecord:
+            continue
+        fb = corrections.get(p.request_id)
+        if fb is None or p.adapter_alias != alias:
+            continue
+        out.append(Example(question_from_prompt(p.prompt, template), fb.correction, "feedback",
+                           p.tags.get("slice", ""), fb.time.seconds + fb.time.nanos / 1e9))
+    return out

@@ -1,0 +1,234 @@
+"""One retraining run for one trigger: dataset → clean → split → train → gate → register → canary →
+promote or roll back. The version name derives from the trigger id, so a run restarted after a
+crash finds its own version (or its absence) and never produces a second one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import grpc
+
+from driftloop.core.kafka import EventProducer
+from driftloop.core.metrics import RetrainerMetrics
+from driftloop.core.topics import ADAPTER_ROLLOUTS
+from driftloop.retrainer import collect
+from driftloop.retrainer.data import Example, clean, data_hash, split
+from driftloop.retrainer.evaluate import Answerer, Evaluation, GateReport, evaluate, gate
+from driftloop.retrainer.registry import Registry
+from driftloop.retrainer.settings import RetrainerSettings
+from driftloop.retrainer.train import render_prompt, train_lora
+from driftloop.v1 import events_pb2, inference_pb2, inference_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOutcome:
+    trigger_id: str
+    alias: str
+    version: str
+    result: str  # promoted, rejected, rolled_back, failed, skipped
+    detail: str = ""
+
+
+def version_for(trigger_id: str) -> str:
+    return f"r-{trigger_id[:12]}"
+
+
+def load_jsonl(path: Path | None, source: str) -> list[Example]:
+    if path is None or not Path(path).exists():
+        return []
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            d = json.loads(line)
+            rows.append(Example(d["question"], d["answer"], source, d.get("slice", "")))
+    return rows
+
+
+class InferenceClient:
+    """The gate measures candidates through the real engine of a running inference replica."""
+
+    def __init__(self, address: str, token: str | None, template: str) -> None:
+        self.channel = grpc.insecure_channel(address)
+        self.inference = inference_pb2_grpc.InferenceStub(self.channel)
+        self.admin = inference_pb2_grpc.AdapterAdminStub(self.channel)
+        self.md = (("authorization", f"Bearer {token}"),) if token else ()
+        self.template = template
+
+    def answerer(self, alias: str = "", version: str = "") -> Answerer:
+        def answer(questions: Sequence[str]) -> tuple[list[str], list[float]]:
+            texts, latencies = [], []
+            for q in questions:
+                t0 = time.perf_counter()
+                r = self.inference.Generate(inference_pb2.GenerateRequest(
+                    prompt=render_prompt(q, self.template), adapter_alias=alias, adapter_version=version,
+                    sampling=inference_pb2.SamplingParams(max_tokens=32, temperature=0.0),
+                    tags={"source": "retrainer-gate"}), timeout=60)
+                texts.append(r.text.strip())
+                latencies.append(time.perf_counter() - t0)
+            return texts, latencies
+        return answer
+
+    def route(self, alias: str) -> inference_pb2.AdapterRoute | None:
+        listed = self.admin.ListAdapters(inference_pb2.ListAdaptersRequest(adapter_alias=alias), metadata=self.md,
+                                         timeout=10)
+        return listed.routes[0] if listed.routes else None
+
+    def load(self, alias: str, version: str, path: str) -> None:
+        self.admin.LoadAdapter(inference_pb2.LoadAdapterRequest(adapter_alias=alias, version=version, path=path),
+                               metadata=self.md, timeout=120)
+
+    def unload(self, alias: str, version: str) -> None:
+        self.admin.UnloadAdapter(inference_pb2.UnloadAdapterRequest(adapter_alias=alias, version=version),
+                                 metadata=self.md, timeout=120)
+
+
+class Pipeline:
+    def __init__(self, settings: RetrainerSettings, metrics: RetrainerMetrics, producer: EventProducer,
+                 client: InferenceClient, canary_observer: Callable[..., tuple[bool, str]] | None = None) -> None:
+        self.s = settings
+        self.m = metrics
+        self.producer = producer
+        self.client = client
+        self.registry = Registry(settings.adapter_root)
+        self.observe_canary = canary_observer
+
+    # -- stages --------------------------------------------------------------------------------
+    def dataset(self, trigger: events_pb2.RetrainTrigger) -> tuple[list[Example], dict]:
+        since = (trigger.window_start.seconds or time.time()) - self.s.lookback_s
+        corrections = collect.collect_corrections(self.s.kafka, trigger.adapter_alias, since, self.s.prompt_template)
+        curated = load_jsonl(self.s.curated_data, "curated")
+        replay_pool: list[Example] = []
+        for v in self.registry.versions(trigger.adapter_alias):
+            replay_pool += load_jsonl(v.path / "dataset.jsonl", "replay")
+        rng = random.Random(self.s.seed)
+        n_replay = int(self.s.replay_share * max(len(corrections), 1))
+        replay = rng.sample(replay_pool, min(n_replay, len(replay_pool)))
+        rows, report = clean(corrections + curated + replay)
+        return rows, {"corrections": len(corrections), "curated": len(curated), "replay": len(replay),
+                      "cleaning": asdict(report), "summary": report.summary()}
+
+    def run(self, trigger: events_pb2.RetrainTrigger) -> RunOutcome:
+        alias, version = trigger.adapter_alias, version_for(trigger.trigger_id)
+        if self.registry.exists(alias, version):  # restarted after a crash: continue, never retrain
+            return self._resume(trigger, version)
+        run_dir = self.s.state_dir / "runs" / trigger.trigger_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        criteria = self.s.gate_criteria()
+        (run_dir / "criteria.json").write_text(json.dumps(asdict(criteria), indent=2))  # fixed before training
+        t0 = time.perf_counter()
+        rows, dataset_info = self.dataset(trigger)
+        parts = split(rows)
+        for name, part in parts.items():
+            self.m.dataset_rows.labels(name).set(len(part))
+        for rule, n in dataset_info["cleaning"]["removed"].items():
+            self.m.dataset_rows.labels(f"removed_{rule}").set(n)
+        (run_dir / "dataset.json").write_text(json.dumps(dataset_info, indent=2))
+        self.m.stage_seconds.labels("dataset").observe(time.perf_counter() - t0)
+        if len(parts["train"]) < 10 or not parts["val"] or not parts["test"]:
+            return RunOutcome(trigger.trigger_id, alias, version, "failed",
+                              f"not enough clean data: {dataset_info['summary']}")
+        staging = self.s.adapter_root / ".staging" / version
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        t0 = time.perf_counter()
+        result = train_lora(self.s.base_model, parts["train"], parts["val"], staging, self.s.train_config())
+        self.m.stage_seconds.labels("training").observe(time.perf_counter() - t0)
+        with (staging / "dataset.jsonl").open("w") as f:
+            for ex in parts["train"] + parts["val"]:
+                f.write(json.dumps({"question": ex.question, "answer": ex.answer, "slice": ex.slice}) + "\n")
+
+        t0 = time.perf_counter()
+        regression = [r for r in parts["test"] if r.source != "feedback"]  # behaviour that should not change
+        report = self._gate(alias, version, staging, parts["test"], regression)
+        self.m.stage_seconds.labels("gate").observe(time.perf_counter() - t0)
+        self.m.gate.labels(alias, "passed" if report.passed else "rejected").inc()
+        (run_dir / "gate.md").write_text(report.summary() + "\n")
+        serving = self.client.route(alias)
+        metadata = {"parent": serving.stable_version if serving else "", "trigger_id": trigger.trigger_id,
+                    "dedupe_key": trigger.dedupe_key, "data_hash": data_hash(rows), "dataset": dataset_info,
+                    "training": asdict(result), "gate": report.to_dict(), "gate_summary": report.summary(),
+                    "criteria": asdict(criteria), "base_model": str(self.s.base_model)}
+        self.registry.register(alias, version, staging, metadata)
+        if not report.passed:
+            self.registry.set_status(alias, version, "rejected", "acceptance gate")
+            return RunOutcome(trigger.trigger_id, alias, version, "rejected", report.summary())
+        return self._rollout(trigger, version)
+
+    def _gate(self, alias: str, version: str, staging: Path, test: list[Example],
+              regression: list[Example]) -> GateReport:
+        eval_alias = f"{alias}.gate"
+        rel = staging.relative_to(self.s.adapter_root).as_posix()
+        self.client.load(eval_alias, version, rel)
+        try:
+            candidate: Evaluation = evaluate(self.client.answerer(eval_alias, version), test, regression, self.s.seed)
+        finally:
+            self.client.unload(eval_alias, version)
+        route = self.client.route(alias)
+        serving = evaluate(self.client.answerer(alias if route else "", route.stable_version if route else ""),
+                           test, regression, self.s.seed)
+        report = gate(candidate, serving, self.s.gate_criteria())
+        for role, ev in (("candidate", candidate), ("serving", serving)):
+            self.m.gate_score.labels(alias, "exact_match", role).set(ev.test.exact_match)
+            self.m.gate_score.labels(alias, "regression_exact_match", role).set(ev.regression.exact_match)
+        return report
+
+    def _publish(self, alias: str, action: str, stable: str, canary: str = "", weight: float = 0.0,
+                 trigger_id: str = "") -> None:
+        route = self.client.route(alias)
+        r = events_pb2.AdapterRollout(adapter_alias=alias, rollout_id=f"{alias}-{action}-{int(time.time() * 1000)}",
+                                      generation=(route.generation if route else 0) + 1, action=action,
+                                      canary_weight=weight, trigger_id=trigger_id)
+        r.time.GetCurrentTime()
+        r.stable.version, r.stable.path = stable, f"{alias}/{stable}"
+        if canary:
+            r.canary.version, r.canary.path = canary, f"{alias}/{canary}"
+        self.producer.send_and_wait(ADAPTER_ROLLOUTS, alias, r)
+        self.m.rollouts.labels(alias, action).inc()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # wait until the replica applied it
+            now = self.client.route(alias)
+            if now and now.stable_version == stable and now.canary_version == canary:
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"inference did not apply the {action} of {alias} within 120 s")
+
+    def _rollout(self, trigger: events_pb2.RetrainTrigger, version: str) -> RunOutcome:
+        alias = trigger.adapter_alias
+        route = self.client.route(alias)
+        t0 = time.perf_counter()
+        if route is None:  # nothing routed yet: the first version goes straight to stable
+            self._publish(alias, "promote", version, trigger_id=trigger.trigger_id)
+            self.registry.set_status(alias, version, "promoted", "first version of the alias")
+            self.m.last_success.labels(alias).set(time.time())
+            return RunOutcome(trigger.trigger_id, alias, version, "promoted", "first version")
+        stable = route.stable_version
+        self._publish(alias, "canary", stable, version, self.s.canary_weight, trigger.trigger_id)
+        self.registry.set_status(alias, version, "canary", f"weight {self.s.canary_weight}")
+        ok, detail = self.observe_canary(alias, stable, version) if self.observe_canary else (True, "not observed")
+        self.m.stage_seconds.labels("canary").observe(time.perf_counter() - t0)
+        if ok:
+            self._publish(alias, "promote", version, trigger_id=trigger.trigger_id)
+            self.registry.set_status(alias, version, "promoted", detail)
+            self.m.last_success.labels(alias).set(time.time())
+            return RunOutcome(trigger.trigger_id, alias, version, "promoted", detail)
+        self._publish(alias, "rollback", stable, trigger_id=trigger.trigger_id)
+        self.registry.set_status(alias, version, "rolled_back", detail)
+        return RunOutcome(trigger.trigger_id, alias, version, "rolled_back", detail)
+
+    def _resume(self, trigger: events_pb2.RetrainTrigger, version: str) -> RunOutcome:
+        v = self.registry.get(trigger.adapter_alias, version)
+        if v.status in ("promoted", "rejected", "rolled_back"):
+            return RunOutcome(trigger.trigger_id, v.alias, version, v.status, "already finished")
+        if not v.metadata.get("gate", {}).get("passed"):
+            self.registry.set_status(v.alias, version, "rejected", "acceptance gate")
+            return RunOutcome(trigger.trigger_id, v.alias, version, "rejected", "acceptance gate")
+        return self._rollout(trigger, version)

@@ -1,0 +1,148 @@
+"""The retrainer's trigger consumer: idempotent by trigger id and dedupe key (an outcome record per
+trigger, in sqlite), offsets committed only after the outcome is durable, and the long run on a
+worker thread while the consumer keeps polling with its partitions paused (so the group never
+rebalances mid-training)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from kafka.structs import TopicPartition
+from prometheus_client import CollectorRegistry
+
+from driftloop.core import codec
+from driftloop.core.kafka import DeadLetterSink, EventConsumer, EventProducer
+from driftloop.core.metrics import RetrainerMetrics
+from driftloop.core.topics import RETRAIN_TRIGGERS
+from driftloop.retrainer.canary import CanaryObserver
+from driftloop.retrainer.pipeline import InferenceClient, Pipeline, RunOutcome
+from driftloop.retrainer.settings import RetrainerSettings
+from driftloop.v1 import events_pb2
+
+log = logging.getLogger(__name__)
+
+
+class Outcomes:
+    """What happened to each trigger. ``started`` without ``finished`` means a run was interrupted."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS outcomes (trigger_id TEXT PRIMARY KEY, dedupe_key TEXT, alias TEXT,"
+            " version TEXT, result TEXT, detail TEXT, attempts INTEGER, started REAL, finished REAL)"
+        )
+
+    def finished(self, trigger_id: str, dedupe_key: str) -> tuple | None:
+        return self.db.execute(
+            "SELECT trigger_id, result FROM outcomes WHERE finished IS NOT NULL AND (trigger_id = ? OR dedupe_key = ?)",
+            (trigger_id, dedupe_key)).fetchone()
+
+    def start(self, t: events_pb2.RetrainTrigger) -> int:
+        self.db.execute(
+            "INSERT INTO outcomes (trigger_id, dedupe_key, alias, attempts, started) VALUES (?, ?, ?, 1, ?) "
+            "ON CONFLICT(trigger_id) DO UPDATE SET attempts = attempts + 1, started = excluded.started",
+            (t.trigger_id, t.dedupe_key, t.adapter_alias, time.time()))
+        return self.db.execute("SELECT attempts FROM outcomes WHERE trigger_id = ?", (t.trigger_id,)).fetchone()[0]
+
+    def finish(self, o: RunOutcome) -> None:
+        self.db.execute("UPDATE outcomes SET version = ?, result = ?, detail = ?, finished = ? WHERE trigger_id = ?",
+                        (o.version, o.result, o.detail, time.time(), o.trigger_id))
+
+    def all(self) -> list[dict]:
+        cur = self.db.execute("SELECT * FROM outcomes ORDER BY started")
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+
+class Retrainer:
+    def __init__(self, settings: RetrainerSettings, registry: CollectorRegistry | None = None) -> None:
+        self.s = settings
+        self.registry = registry or CollectorRegistry()
+        self.metrics = RetrainerMetrics(self.registry)
+        self.producer = EventProducer(settings.kafka, "retrainer")
+        token = settings.inference_admin_token.get_secret_value() if settings.inference_admin_token else None
+        self.client = InferenceClient(settings.inference_address, token, settings.prompt_template)
+        observer = CanaryObserver(settings.kafka, settings.canary_min_requests, settings.canary_max_wait_s,
+                                  settings.canary_max_negative_increase)
+        self.pipeline = Pipeline(settings, self.metrics, self.producer, self.client, observer)
+        self.outcomes = Outcomes(settings.state_dir / "outcomes.sqlite")
+        self.dead_letters = DeadLetterSink(self.producer, settings.group_id)
+        self.consumer = EventConsumer(settings.kafka, [RETRAIN_TRIGGERS], settings.group_id,
+                                      events_pb2.RetrainTrigger, max_poll_records=1,
+                                      max_poll_interval_ms=300_000)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="retrain-run")
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            for record in self.consumer.poll(timeout_ms=1000, max_records=1):
+                self._handle(record, stop)
+
+    def _handle(self, record, stop: threading.Event) -> None:
+        tp = TopicPartition(record.topic, record.partition)
+        try:
+            trigger = codec.decode(record.value, record.headers, events_pb2.RetrainTrigger)
+            if not trigger.trigger_id or not trigger.adapter_alias:
+                raise codec.UndecodableRecord("missing_field", "RetrainTrigger lacks trigger_id or adapter_alias")
+        except codec.UndecodableRecord as exc:
+            self.dead_letters(record, exc.error_type, exc.reason)
+            self.metrics.triggers.labels("invalid").inc()
+            self.consumer.commit({tp: record.offset + 1})
+            return
+        done = self.outcomes.finished(trigger.trigger_id, trigger.dedupe_key)
+        if done is not None:
+            log.info("trigger %s already handled (%s: %s)", trigger.trigger_id, done[0], done[1])
+            self.metrics.triggers.labels("duplicate").inc()
+            self.consumer.commit({tp: record.offset + 1})
+            return
+        self.metrics.triggers.labels("accepted").inc()
+        attempt = self.outcomes.start(trigger)
+        log.info("trigger %s for %s (attempt %d): %s", trigger.trigger_id, trigger.adapter_alias, attempt,
+                 trigger.reason)
+        outcome = self._run_paused(trigger, tp, stop)
+        if outcome is None:  # stopping: leave the trigger uncommitted, it is redelivered
+            return
+        self.outcomes.finish(outcome)  # durable before the offset moves
+        self.metrics.runs.labels(outcome.alias, outcome.result).inc()
+        self.consumer.commit({tp: record.offset + 1})
+        log.info("trigger %s finished: %s %s (%s)", trigger.trigger_id, outcome.result, outcome.version,
+                 outcome.detail.splitlines()[0] if outcome.detail else "")
+
+    def _run_paused(self, trigger, tp: TopicPartition, stop: threading.Event) -> RunOutcome | None:
+        raw = self.consumer.raw
+        raw.pause(tp)
+        self.metrics.in_progress.labels(trigger.adapter_alias).set(1)
+        future: Future = self._pool.submit(self._safe_run, trigger)
+        try:
+            while not future.done():
+                raw.poll(timeout_ms=1000)  # keeps group membership alive; returns nothing while paused
+                if stop.is_set():
+                    return None
+            return future.result()
+        finally:
+            self.metrics.in_progress.labels(trigger.adapter_alias).set(0)
+            raw.resume(tp)
+
+    def _safe_run(self, trigger) -> RunOutcome:
+        try:
+            return self.pipeline.run(trigger)
+        except Exception as exc:  # a failed run is an outcome too; the error is in the detail
+            log.exception("run for trigger %s failed", trigger.trigger_id)
+            return RunOutcome(trigger.trigger_id, trigger.adapter_alias, "", "failed", f"{type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.producer.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def outcomes_json(settings: RetrainerSettings) -> str:
+    return json.dumps(Outcomes(settings.state_dir / "outcomes.sqlite").all(), indent=2)

@@ -1,0 +1,69 @@
+"""Settings of the retrainer. Environment prefix ``DRIFTLOOP_RETRAINER_``; Kafka's own settings come
+from ``DRIFTLOOP_KAFKA_``. The gate criteria are here, fixed before any training starts, and each
+run stores the criteria it was judged by."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from driftloop.core.settings import KafkaSettings
+from driftloop.retrainer.evaluate import GateCriteria
+from driftloop.retrainer.train import PROMPT_TEMPLATE, TrainConfig
+
+
+class RetrainerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DRIFTLOOP_RETRAINER_", extra="forbid")
+
+    group_id: str = Field("driftloop-retrainer", description="Kafka consumer group for triggers.")
+    base_model: Path = Field(Path("artifacts/base-model"), description="Base model directory (HF format).")
+    adapter_root: Path = Field(Path("artifacts/adapters"), description="Registry root, shared with inference.")
+    state_dir: Path = Field(Path(".run/retrainer"), description="Trigger outcomes and run directories.")
+    curated_data: Path | None = Field(None, description="JSONL of curated {question, answer, slice} rows.")
+    replay_share: float = Field(0.5, ge=0, le=1, description="Share of the training set drawn from older data.")
+    lookback_s: float = Field(7 * 86400, gt=0, description="How far back corrections are collected.")
+    prompt_template: str = Field(PROMPT_TEMPLATE, description="How questions are put to the model.")
+    metrics_port: int = Field(9402, ge=0, description="Prometheus /metrics port.")
+    host: str = Field("127.0.0.1", description="Metrics listen address.")
+
+    # training (TrainConfig)
+    lora_rank: int = Field(16, ge=1, le=64, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha.")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    learning_rate: float = Field(2e-3, gt=0, description="AdamW learning rate.")
+    batch_size: int = Field(32, ge=1, description="Rows per step.")
+    max_steps: int = Field(400, ge=1, description="Step cap.")
+    eval_every: int = Field(25, ge=1, description="Steps between validation-loss checks.")
+    patience: int = Field(4, ge=1, description="Checks without improvement before early stopping.")
+    seed: int = Field(0, description="Seed of sampling, initialisation and split-independent randomness.")
+
+    # gate (GateCriteria), fixed before training
+    gate_min_exact_match: float = Field(0.6, ge=0, le=1, description="Floor on held-out exact match.")
+    gate_min_margin: float = Field(0.05, ge=0, le=1, description="Exact-match gain over the serving version.")
+    gate_max_regression_drop: float = Field(0.02, ge=0, le=1, description="Allowed drop on the regression set.")
+    gate_min_robustness_ratio: float = Field(0.7, ge=0, le=1, description="Worst perturbed EM / clean EM.")
+    gate_max_slice_gap: float = Field(0.6, ge=0, le=1, description="Best minus worst slice exact match.")
+    gate_max_latency_p95_s: float = Field(2.0, gt=0, description="p95 generation latency through the engine.")
+
+    # rollout
+    inference_address: str = Field("127.0.0.1:50051", description="An inference replica (gate and checks).")
+    inference_admin_token: SecretStr | None = Field(None, description="Bearer token for AdapterAdmin.")
+    canary_weight: float = Field(0.2, gt=0, lt=1, description="Share of traffic the canary gets.")
+    canary_min_requests: int = Field(100, ge=1, description="Canary requests needed before a verdict.")
+    canary_max_wait_s: float = Field(600.0, gt=0, description="Longest canary phase before a decision.")
+    canary_max_negative_increase: float = Field(
+        0.05, ge=0, le=1, description="Canary negative-feedback rate may exceed stable's by this much."
+    )
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(rank=self.lora_rank, alpha=self.lora_alpha, dropout=self.lora_dropout,
+                           lr=self.learning_rate, batch_size=self.batch_size, max_steps=self.max_steps,
+                           eval_every=self.eval_every, patience=self.patience, seed=self.seed,
+                           prompt_template=self.prompt_template)
+
+    def gate_criteria(self) -> GateCriteria:
+        return GateCriteria(self.gate_min_exact_match, self.gate_min_margin, self.gate_max_regression_drop,
+                            self.gate_min_robustness_ratio, self.gate_max_slice_gap, self.gate_max_latency_p95_s)
