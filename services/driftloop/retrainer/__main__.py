@@ -51,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
 
         for ver in Registry(settings.adapter_root).versions(a.alias):
             gate = ver.metadata.get("gate", {})
+            verdict = "passed" if gate.get("passed") else "rejected"
             print(f"{ver.alias}/{ver.version}\t{ver.status}\tparent={ver.metadata.get('parent') or '-'}\t"
-                  f"gate={'passed' if gate.get('passed') else 'rejected'}\tdata={ver.metadata.get('data_hash', '')[:12]}")
+                  f"gate={verdict}\tdata={ver.metadata.get('data_hash', '')[:12]}")
         return 0
     if command == "outcomes":
         from driftloop.retrainer.service import outcomes_json
