@@ -42,7 +42,7 @@ RUN groupadd --gid 10001 driftloop \
  && chown -R 10001:10001 /var/lib/driftloop /adapters
 COPY --from=build /opt/python /opt/python
 COPY --from=build /opt/venv /opt/venv
-COPY --chmod=755 docker/grpc_health.py /usr/local/bin/driftloop-grpc-health
+COPY --chmod=755 docker/grpc_health_check.py /usr/local/bin/driftloop-grpc-health
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \

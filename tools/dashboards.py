@@ -256,6 +256,15 @@ def overview() -> dict:
          "{{adapter_alias}} {{verdict}}")), stack=True), w=8)
     g.add(timeseries("Runs in progress", targets(
         ("max by (adapter_alias) (driftloop_retrainer_run_in_progress)", "{{adapter_alias}}"))), w=8)
+    g.add(timeseries("Retrainer: triggers consumed", targets(
+        ("sum by (result) (increase(driftloop_retrainer_triggers_total[$__rate_interval]))", "{{result}}")),
+        stack=True), w=8)
+    g.add(timeseries("Retrainer: stage duration p95", targets((
+        "histogram_quantile(0.95, sum by (le, stage) (rate(driftloop_retrainer_stage_duration_seconds_bucket"
+        "[$__rate_interval])))", "{{stage}}")), unit="s"), w=8)
+    g.add(table("Engines and backends", "max by (instance, engine, model, backend, window_size) "
+                "(driftloop_inference_engine_info or driftloop_monitor_info)", hide=("Value",),
+                desc="What each inference replica runs, and the monitor's drift backend and windows."), w=8)
 
     g.row("Pipeline: Kafka, monitor, events")
     g.add(timeseries("Monitor consumer lag", targets(
@@ -268,7 +277,11 @@ def overview() -> dict:
         ("min(driftloop_monitor_embedding_sample_rate)", "sample rate")), unit="percentunit",
         desc="1 normally; 0.25 while the backlog is above 5,000 records."))
     g.add(timeseries("Event spool (undelivered)", targets(
-        ("sum by (service, instance) (driftloop_events_spooled)", "{{service}} {{instance}}")), threshold=1000))
+        ("sum by (service, instance) (driftloop_events_spooled)", "{{service}} {{instance}}")), threshold=1000,
+        desc="Alert DriftloopEventsSpooling above 1,000 for 10 minutes."))
+    g.add(timeseries("Event spool size", targets(
+        ("sum by (service, instance) (driftloop_events_spool_bytes)", "{{service}} {{instance}}")), unit="bytes",
+        desc="Past SPOOL_MAX_BYTES the oldest events are dropped."))
     g.add(timeseries("Events acknowledged by Kafka", targets(
         ("sum by (service, topic) (rate(driftloop_events_emitted_total[$__rate_interval]))", "{{service}} {{topic}}")),
         unit="reqps"))
@@ -352,6 +365,8 @@ def adapter() -> dict:
         g.add(timeseries(f"{det}", targets(*stat_targets), dashed=("threshold",),
                          desc="Statistic and p-value of the latest window against their thresholds; windows over "
                               "counts consecutive drifted windows."))
+    g.add(table("Latest window drifted (1 = yes)", f"max by (detector) (driftloop_monitor_drift_detected{{{a}}})",
+                rename={"Value": "drifted"}), w=8)
     g.add(table("Latest windows", f"max by (detector) (driftloop_monitor_window_samples{{{a}}})",
                 rename={"Value": "samples"}), w=8)
     g.add(table("Last test (age, seconds)",
