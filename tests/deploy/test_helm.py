@@ -388,3 +388,18 @@ def test_schema_has_no_value_missing_from_values_yaml():
         return missing
 
     assert not walk(schema, values, "")
+
+
+def test_packaged_chart_carries_rules_and_dashboards(run, tmp_path):
+    """files/alerts.yaml and files/dashboards are symlinks into deploy/: `helm package` must resolve
+    them, so a chart installed from a repository renders the same rules and dashboards."""
+    out = run("helm", "package", str(CHART), "-d", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    (archive,) = tmp_path.glob("driftloop-*.tgz")
+    out = run("helm", "template", "dl", str(archive), "--set", "prometheusRule.enabled=true",
+              "--set", "grafana.dashboards.enabled=true")
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    alerts = yaml.safe_load((REPO / "deploy" / "prometheus" / "alerts.yaml").read_text())
+    assert one(docs, "PrometheusRule", "dl-driftloop")["spec"] == alerts
+    assert len([cm for cm in find(docs, "ConfigMap") if "grafana_dashboard" in cm["metadata"]["labels"]]) == 2
