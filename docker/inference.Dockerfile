@@ -45,6 +45,8 @@ COPY --from=build /opt/venv /opt/venv
 COPY --chmod=755 docker/grpc_health_check.py /usr/local/bin/driftloop-grpc-health
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    TRITON_CACHE_DIR=/home/driftloop/.cache/triton \
+    NUMBA_CACHE_DIR=/home/driftloop/.cache/numba \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     VLLM_NO_USAGE_STATS=1 \
@@ -58,6 +60,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     DRIFTLOOP_INFERENCE_SPOOL_DIR=/var/lib/driftloop/spool \
     DRIFTLOOP_INFERENCE_DTYPE=bfloat16 \
     DRIFTLOOP_INFERENCE_GPU_MEMORY_UTILIZATION=0.9
+# The root filesystem may be read-only (the chart does that): every cache lives under ~/.cache and
+# /tmp, both writable volumes there.
 USER 10001:10001
 WORKDIR /home/driftloop
 EXPOSE 50051 9400

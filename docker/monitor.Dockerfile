@@ -36,6 +36,7 @@ RUN groupadd --gid 10001 driftloop \
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    NUMBA_CACHE_DIR=/home/driftloop/.cache/numba \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     DRIFTLOOP_MONITOR_HOST=0.0.0.0 \
