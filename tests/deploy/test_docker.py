@@ -188,8 +188,8 @@ def test_health_script_fails_without_a_server(health_server):
 
 def test_health_script_over_tls(tmp_path):
     key, cert = tmp_path / "tls.key", tmp_path / "tls.crt"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=inference.test", "-addext", "subjectAltName=DNS:inference.test",
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-days", "1", "-subj", "/CN=inference.test", "-addext", "subjectAltName=DNS:inference.test",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     servicer = health.HealthServicer()
