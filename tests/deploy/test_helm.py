@@ -31,7 +31,9 @@ VALUE_SETS = {
                       "--set", "grafana.dashboards.enabled=true", "--set", "inference.autoscaling.enabled=true",
                       "--set", "inference.pdb.enabled=true", "--set", "monitor.persistence.enabled=false",
                       "--set", "monitor.replicas=3", "--set", "adapters.persistence.enabled=false",
-                      "--set", "kafka.tls.clientSecret=kafka-user", "--set", "kafka.tls.caSecret=kafka-ca"],
+                      "--set", "kafka.tls.clientSecret=kafka-user", "--set", "kafka.tls.caSecret=kafka-ca",
+                      "--set-json", 'model.initContainers=[{"name": "fetch-model", "image": "busybox:1.37", '
+                                    '"command": ["true"]}]'],
     "monitor-only": ["--set", "inference.enabled=false", "--set", "retrainer.enabled=false"],
 }
 
@@ -322,6 +324,9 @@ def test_everything_on(rendered):
     kafka = one(docs, "ConfigMap", "dl-driftloop-kafka")["data"]
     assert kafka["DRIFTLOOP_KAFKA_SSL_CERTFILE"] == "/etc/driftloop/kafka-client/client.crt"
     assert len(find(docs, "ServiceMonitor")) == 3 and len(find(docs, "PrometheusRule")) == 1
+    for name in ("inference", "retrainer"):  # the model is fetched before either starts
+        (init,) = one(docs, "Deployment", f"dl-driftloop-{name}")["spec"]["template"]["spec"]["initContainers"]
+        assert init["name"] == "fetch-model" and init["volumeMounts"] == [{"name": "model", "mountPath": "/models"}]
 
 
 def test_monitor_only(rendered):

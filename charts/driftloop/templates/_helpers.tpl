@@ -157,13 +157,16 @@ key: admin-token
   {{- end }}
 {{- end -}}
 
+{{/* model.initContainers, each with the model volume mounted (after its own mounts) */}}
 {{- define "driftloop.modelInitContainers" -}}
+{{- $out := list -}}
 {{- range .Values.model.initContainers }}
-- {{- toYaml . | nindent 2 }}
-  volumeMounts:
-    - name: model
-      mountPath: {{ $.Values.model.mountPath }}
-{{- end }}
+{{- $c := deepCopy . -}}
+{{- $mounts := concat (.volumeMounts | default list) (list (dict "name" "model" "mountPath" $.Values.model.mountPath)) -}}
+{{- $_ := set $c "volumeMounts" $mounts -}}
+{{- $out = append $out $c -}}
+{{- end -}}
+{{- toYaml $out -}}
 {{- end -}}
 
 {{/* writable scratch space: the root filesystem is read-only */}}
