@@ -53,9 +53,10 @@ def resolve_inside(root: Path, path: str) -> Path:
 
 
 def directory_sha256(directory: Path) -> str:
+    """Identity of an adapter: its config and weights (not the registry's metadata beside them)."""
     digest = hashlib.sha256()
-    for f in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest.update(f.relative_to(directory).as_posix().encode() + b"\0")
+    for f in (directory / ADAPTER_CONFIG, directory / ADAPTER_WEIGHTS):
+        digest.update(f.name.encode() + b"\0")
         with f.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)

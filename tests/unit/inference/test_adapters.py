@@ -150,3 +150,10 @@ def test_route_argument_checks(tmp_path: Path) -> None:
             await reg.load("a", "../v", "v1")
 
     asyncio.run(scenario())
+
+
+def test_identity_ignores_files_beside_the_adapter(tmp_path: Path) -> None:
+    write_adapter(tmp_path / "v1")
+    before = validate_adapter(tmp_path, "v1", 8, MODULES).sha256
+    (tmp_path / "v1" / "status.json").write_text('[{"status": "promoted"}]')  # the registry's own files
+    assert validate_adapter(tmp_path, "v1", 8, MODULES).sha256 == before

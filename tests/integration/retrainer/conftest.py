@@ -1,0 +1,100 @@
+"""The loop's second half on real parts: a small transit base model served by the real vLLM engine,
+the real broker, and the retrainer as a process."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from driftloop.demo import world
+from driftloop.demo.base_model import BaseModelSpec, build
+from driftloop.local.kafka import free_port
+from driftloop.local.procs import ServiceProcess
+from driftloop.local.tiny_model import make_lora
+from driftloop.v1 import inference_pb2 as pb
+from tests.integration.inference.conftest import ADMIN_MD, ADMIN_TOKEN, Server, start_server
+
+SMALL = BaseModelSpec(hidden=128, layers=2, heads=4, intermediate=256, vocab=800, steps=500, batch=32)
+ALIASES = ("transit-qa", "transit-bad", "transit-crash")
+
+
+@dataclass
+class Loop:
+    base: Path
+    adapters: Path
+    curated: Path
+    server: Server
+    state: Path
+
+
+@pytest.fixture(scope="session")
+def loop(kafka_broker, tmp_path_factory) -> Iterator[Loop]:
+    root = tmp_path_factory.mktemp("loop")
+    base = build(root / "base", SMALL)
+    adapters = root / "adapters"
+    for alias in ALIASES:  # v0: a no-op LoRA (PEFT's B=0 init) standing for what serves today
+        make_lora(base, adapters / alias / "v0", rank=8, scale=0.0, targets=("q_proj", "v_proj"))
+    old = world.old_world(SMALL.world_seed)
+    _, facts = world.new_world(old)
+    unchanged = [q for q in world.all_qa(old) if (q.route, q.kind) not in facts and not q.held_out]
+    curated = root / "curated.jsonl"
+    rng = random.Random(0)
+    curated.write_text("".join(json.dumps({"question": q.question, "answer": q.answer, "slice": q.kind}) + "\n"
+                               for q in rng.sample(unchanged, 240)))
+    env = {
+        "DRIFTLOOP_KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap,
+        "DRIFTLOOP_INFERENCE_MODEL_PATH": str(base), "DRIFTLOOP_INFERENCE_MODEL_NAME": "transit-small",
+        "DRIFTLOOP_INFERENCE_ADAPTER_ROOT": str(adapters), "DRIFTLOOP_INFERENCE_SPOOL_DIR": str(root / "spool"),
+        "DRIFTLOOP_INFERENCE_PORT": str(free_port()), "DRIFTLOOP_INFERENCE_METRICS_PORT": str(free_port()),
+        "DRIFTLOOP_INFERENCE_ADMIN_TOKEN": ADMIN_TOKEN, "DRIFTLOOP_INFERENCE_MAX_MODEL_LEN": "128",
+        "DRIFTLOOP_INFERENCE_MAX_TOKENS_LIMIT": "32", "DRIFTLOOP_INFERENCE_DEFAULT_MAX_TOKENS": "24",
+    }
+    server = start_server("inference-loop", env, root / "inference.log")
+    for alias in ALIASES:
+        server.admin.LoadAdapter(pb.LoadAdapterRequest(adapter_alias=alias, version="v0", path=f"{alias}/v0"),
+                                 metadata=ADMIN_MD, timeout=60)
+        server.admin.SetRoute(pb.SetRouteRequest(adapter_alias=alias, stable_version="v0"), metadata=ADMIN_MD,
+                              timeout=10)
+    try:
+        yield Loop(base, adapters, curated, server, root / "retrainer")
+    finally:
+        server.channel.close()
+        server.process.stop()
+
+
+def retrainer_env(loop: Loop, kafka_broker, group: str, **extra: str) -> dict[str, str]:
+    return {
+        "DRIFTLOOP_KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap,
+        "DRIFTLOOP_RETRAINER_GROUP_ID": group,
+        "DRIFTLOOP_RETRAINER_BASE_MODEL": str(loop.base),
+        "DRIFTLOOP_RETRAINER_ADAPTER_ROOT": str(loop.adapters),
+        "DRIFTLOOP_RETRAINER_STATE_DIR": str(loop.state),
+        "DRIFTLOOP_RETRAINER_CURATED_DATA": str(loop.curated),
+        "DRIFTLOOP_RETRAINER_INFERENCE_ADDRESS": loop.server.grpc_address,
+        "DRIFTLOOP_RETRAINER_INFERENCE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "DRIFTLOOP_RETRAINER_METRICS_PORT": "0",
+        "DRIFTLOOP_RETRAINER_MAX_STEPS": "250",
+        "DRIFTLOOP_RETRAINER_LORA_RANK": "16",
+        "DRIFTLOOP_RETRAINER_GATE_MIN_EXACT_MATCH": "0.4",
+        "DRIFTLOOP_RETRAINER_GATE_MIN_MARGIN": "0.15",
+        "DRIFTLOOP_RETRAINER_GATE_MAX_REGRESSION_DROP": "0.1",
+        # The 2-layer test model is brittle under upper-casing and typos; production default is 0.7.
+        "DRIFTLOOP_RETRAINER_GATE_MIN_ROBUSTNESS_RATIO": "0.2",
+        "DRIFTLOOP_RETRAINER_GATE_MAX_SLICE_GAP": "1.0",
+        "DRIFTLOOP_RETRAINER_CANARY_WEIGHT": "0.5",
+        "DRIFTLOOP_RETRAINER_CANARY_MIN_REQUESTS": "20",
+        "DRIFTLOOP_RETRAINER_CANARY_MAX_WAIT_S": "90",
+        **extra,
+    }
+
+
+def start_retrainer(loop: Loop, kafka_broker, group: str, name: str = "retrainer", **extra: str) -> ServiceProcess:
+    proc = ServiceProcess(name, "driftloop.retrainer", retrainer_env(loop, kafka_broker, group, **extra),
+                          loop.state.parent / f"{name}.log", args=("serve",))
+    proc.wait_ready(120)
+    return proc

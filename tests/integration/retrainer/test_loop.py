@@ -1,0 +1,181 @@
+"""Trigger → dataset → LoRA training → gate through the real engine → registered version → canary →
+promotion → the inference service answers with the new version; a bad candidate is rejected and
+never served; a retrainer killed mid-training completes its trigger exactly once."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+import time
+import uuid
+
+import pytest
+
+from driftloop.core.kafka import EventProducer
+from driftloop.core.topics import RETRAIN_TRIGGERS
+from driftloop.demo import world
+from driftloop.retrainer.evaluate import exact_match
+from driftloop.retrainer.registry import Registry
+from driftloop.v1 import events_pb2
+from driftloop.v1 import inference_pb2 as pb
+from tests.integration.inference.conftest import ADMIN_MD
+from tests.integration.retrainer.conftest import SMALL, start_retrainer
+
+pytestmark = pytest.mark.integration
+
+
+def _changed_facts():
+    old = world.old_world(SMALL.world_seed)
+    new, facts = world.new_world(old)
+    return [q for q in world.all_qa(new) if (q.route, q.kind) in facts]
+
+
+def _traffic_with_corrections(loop, alias: str, qas, shuffle_answers: bool = False) -> None:
+    """Riders ask; the served model is wrong; they send the right answer as a correction."""
+    answers = [q.answer for q in qas]
+    if shuffle_answers:
+        random.Random(1).shuffle(answers)
+    for q, correct in zip(qas, answers, strict=True):
+        r = loop.server.inference.Generate(pb.GenerateRequest(prompt=world.prompt(q.question), adapter_alias=alias,
+                                                              tags={"slice": q.kind}), timeout=60)
+        if not exact_match(r.text, q.answer):
+            loop.server.inference.SubmitFeedback(pb.SubmitFeedbackRequest(
+                request_id=r.request_id, rating=events_pb2.RATING_NEGATIVE, correction=correct), timeout=10)
+
+
+def _trigger(alias: str) -> events_pb2.RetrainTrigger:
+    t = events_pb2.RetrainTrigger(trigger_id=uuid.uuid4().hex, dedupe_key=f"test/{alias}/{uuid.uuid4().hex[:6]}",
+                                  model="transit-small", adapter_alias=alias, adapter_version="v0",
+                                  reason="test: sustained input drift")
+    t.created_time.GetCurrentTime()
+    t.window_start.FromSeconds(int(time.time()) - 3600)
+    return t
+
+
+def _wait_status(registry: Registry, alias: str, statuses: set[str], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        vs = [v for v in registry.versions(alias) if v.version != "v0"]
+        if vs and vs[-1].status in statuses:
+            return vs[-1].version
+        time.sleep(1)
+    seen = [(v.version, v.status) for v in registry.versions(alias)]
+    raise AssertionError(f"{alias}: no version reached {statuses}: {seen}")
+
+
+def _outcomes(loop) -> dict[str, tuple]:
+    db = sqlite3.connect(loop.state / "outcomes.sqlite")
+    rows = db.execute("SELECT trigger_id, result, attempts, finished, version FROM outcomes").fetchall()
+    db.close()
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_trigger_to_promotion_without_a_human(loop, kafka_broker, kafka_settings, unique) -> None:
+    alias = "transit-qa"
+    changed = [q for q in _changed_facts() if not q.held_out]
+    _traffic_with_corrections(loop, alias, random.Random(2).sample(changed, 200))
+    retrainer = start_retrainer(loop, kafka_broker, unique("retrainer"))
+    stop_traffic = threading.Event()
+    try:
+        producer = EventProducer(kafka_settings)
+        trigger = _trigger(alias)
+        t0 = time.monotonic()
+        producer.send_and_wait(RETRAIN_TRIGGERS, trigger.dedupe_key, trigger)
+        registry = Registry(loop.adapters)
+        version = _wait_status(registry, alias, {"canary", "promoted", "rejected", "rolled_back"}, 600)
+        assert registry.get(alias, version).status != "rejected", registry.get(alias, version).metadata["gate_summary"]
+
+        def live_traffic() -> None:  # riders keep asking during the canary; the new version answers better
+            rng = random.Random(3)
+            while not stop_traffic.is_set():
+                q = rng.choice(changed)
+                r = loop.server.inference.Generate(pb.GenerateRequest(prompt=world.prompt(q.question),
+                                                                      adapter_alias=alias), timeout=60)
+                good = exact_match(r.text, q.answer)
+                loop.server.inference.SubmitFeedback(pb.SubmitFeedbackRequest(
+                    request_id=r.request_id, rating=events_pb2.RATING_POSITIVE if good else events_pb2.RATING_NEGATIVE),
+                    timeout=10)
+
+        feeder = threading.Thread(target=live_traffic, daemon=True)
+        feeder.start()
+        version = _wait_status(registry, alias, {"promoted", "rolled_back"}, 300)
+        elapsed = time.monotonic() - t0
+        stop_traffic.set()
+        feeder.join(30)
+        v = registry.get(alias, version)
+        assert v.status == "promoted", v.history
+        print(f"trigger → promotion in {elapsed:.0f}s; {v.metadata['gate_summary']}")
+        assert [h["status"] for h in v.history] == ["candidate", "canary", "promoted"]
+        assert v.metadata["gate"]["passed"] and v.metadata["parent"] == "v0"
+        assert v.metadata["dataset"]["corrections"] > 0 and v.metadata["training"]["best_step"] > 0
+        listed = loop.server.admin.ListAdapters(pb.ListAdaptersRequest(adapter_alias=alias), metadata=ADMIN_MD)
+        assert listed.routes[0].stable_version == version and not listed.routes[0].canary_version
+        hits = 0
+        sample = random.Random(4).sample(changed, 40)
+        for q in sample:
+            r = loop.server.inference.Generate(pb.GenerateRequest(prompt=world.prompt(q.question), adapter_alias=alias),
+                                               timeout=60)
+            assert r.adapter_version == version
+            hits += exact_match(r.text, q.answer)
+        assert hits / len(sample) >= 0.5, hits
+        # The same trigger again is recognised and skipped.
+        producer.send_and_wait(RETRAIN_TRIGGERS, trigger.dedupe_key, trigger)
+        time.sleep(5)
+        assert _outcomes(loop)[trigger.trigger_id][:2] == ("promoted", 1)
+        assert len([x for x in registry.versions(alias) if x.version != "v0"]) == 1
+        producer.close()
+    finally:
+        stop_traffic.set()
+        retrainer.stop()
+
+
+def test_bad_candidate_is_rejected_and_never_served(loop, kafka_broker, kafka_settings, unique) -> None:
+    alias = "transit-bad"
+    changed = [q for q in _changed_facts() if not q.held_out]
+    _traffic_with_corrections(loop, alias, random.Random(5).sample(changed, 200), shuffle_answers=True)
+    retrainer = start_retrainer(loop, kafka_broker, unique("retrainer"), name="retrainer-bad")
+    try:
+        producer = EventProducer(kafka_settings)
+        producer.send_and_wait(RETRAIN_TRIGGERS, alias, _trigger(alias))
+        producer.close()
+        registry = Registry(loop.adapters)
+        version = _wait_status(registry, alias, {"rejected", "canary", "promoted"}, 600)
+        v = registry.get(alias, version)
+        assert v.status == "rejected", v.metadata.get("gate_summary")
+        print(v.metadata["gate_summary"])
+        listed = loop.server.admin.ListAdapters(pb.ListAdaptersRequest(adapter_alias=alias), metadata=ADMIN_MD)
+        assert listed.routes[0].stable_version == "v0" and not listed.routes[0].canary_version
+        assert [x.version for x in listed.versions] == ["v0"]  # never loaded for traffic
+    finally:
+        retrainer.stop()
+
+
+def test_killed_mid_training_completes_exactly_once(loop, kafka_broker, kafka_settings, unique) -> None:
+    alias = "transit-crash"
+    group = unique("retrainer")
+    changed = [q for q in _changed_facts() if not q.held_out]
+    _traffic_with_corrections(loop, alias, random.Random(6).sample(changed, 120))
+    first = start_retrainer(loop, kafka_broker, group, name="retrainer-crash-1")
+    trigger = _trigger(alias)
+    producer = EventProducer(kafka_settings)
+    producer.send_and_wait(RETRAIN_TRIGGERS, trigger.dedupe_key, trigger)
+    producer.close()
+    staging = loop.adapters / ".staging"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not any(staging.glob("*/adapter_model.safetensors")):
+        time.sleep(0.5)
+    assert any(staging.glob("*/adapter_model.safetensors")), "training never started"
+    first.kill()  # SIGKILL mid-training
+    second = start_retrainer(loop, kafka_broker, group, name="retrainer-crash-2")
+    try:
+        registry = Registry(loop.adapters)
+        _wait_status(registry, alias, {"promoted", "rejected", "rolled_back"}, 600)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _outcomes(loop).get(trigger.trigger_id, (None,))[0] is None:
+            time.sleep(1)
+        result, attempts, finished, version = _outcomes(loop)[trigger.trigger_id]
+        assert attempts == 2 and finished and result in ("promoted", "rejected", "rolled_back")
+        assert [v.version for v in registry.versions(alias) if v.version != "v0"] == [version]
+    finally:
+        second.stop()
