@@ -305,6 +305,7 @@ class Monitor:
             m.window_samples.labels(*labels, name).set(sig.samples)
             m.last_test.labels(*labels, name).set(sig.tested_at)
         m.episode_active.labels(*labels).set(int(st.episode is not None))
+        m.reference_samples.labels(*labels).set(len(st.ref_features))
 
     # -- rollouts: a promoted version gets a fresh reference ----------------------------------------
     def _apply_rollouts(self) -> None:

@@ -117,3 +117,36 @@ def test_restart_resumes_from_committed_offsets_with_state(kafka_settings, monit
     assert joined == total  # every event remembered once
     # 500 reference + 2 windows of 100: exactly the 700 events, none twice, none lost.
     assert meta["windows_tested"] == 2 and meta["window"] == []
+
+
+def test_promotion_rebuilds_the_alias_reference(kafka_settings, monitor_factory, unique) -> None:
+    """A new version promoted on the rollouts topic makes the monitor rebuild that alias's reference
+    from fresh traffic."""
+    from driftloop.core.topics import ADAPTER_ROLLOUTS
+
+    model, alias = unique("promo-model"), unique("promo-alias")
+    group = unique("monitor")
+    start_group_at_end(kafka_settings, group, [PREDICTIONS, FEEDBACK])
+    rng = random.Random(9)
+    producer = EventProducer(kafka_settings)
+    for i in range(300):
+        ev = prediction(rng, False, model=model, alias=alias, request_id=f"{model}-{i}")
+        producer.send(PREDICTIONS, ev.request_id, ev)
+    producer.flush(60)
+    monitor = monitor_factory(group)
+    _wait(monitor.metrics_url, "driftloop_monitor_reference_samples", 300, model=model)
+    rollout = events_pb2.AdapterRollout(adapter_alias=alias, rollout_id="r1", generation=1, action="promote")
+    rollout.stable.version, rollout.stable.path = "v2", f"{alias}/v2"
+    producer.send_and_wait(ADAPTER_ROLLOUTS, alias, rollout)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if metric(scrape(monitor.metrics_url), "driftloop_monitor_reference_samples", model=model) == 0:
+            break
+        time.sleep(0.3)
+    assert metric(scrape(monitor.metrics_url), "driftloop_monitor_reference_samples", model=model) == 0
+    for i in range(300, 350):  # fresh traffic after the promotion forms the new reference
+        ev = prediction(rng, False, model=model, alias=alias, version="v2", request_id=f"{model}-{i}")
+        producer.send(PREDICTIONS, ev.request_id, ev)
+    producer.flush(60)
+    _wait(monitor.metrics_url, "driftloop_monitor_reference_samples", 50, model=model)
+    producer.close()

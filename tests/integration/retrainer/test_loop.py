@@ -179,3 +179,44 @@ def test_killed_mid_training_completes_exactly_once(loop, kafka_broker, kafka_se
         assert [v.version for v in registry.versions(alias) if v.version != "v0"] == [version]
     finally:
         second.stop()
+
+
+def test_cli_versions_rollback_promote_and_bench_base(loop, kafka_broker, unique) -> None:
+    """The by-hand commands: list versions, roll back and promote through the rollout topic, and the
+    base-model benchmark (runs after the promotion test, which registered a version)."""
+    import subprocess
+    import sys
+
+    from tests.integration.retrainer.conftest import retrainer_env
+
+    env = {**__import__("os").environ, **retrainer_env(loop, kafka_broker, unique("cli"))}
+    cli = [sys.executable, "-m", "driftloop.retrainer"]
+    listed = subprocess.run([*cli, "versions", "--alias", "transit-qa"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    promoted = [line.split("\t")[0].split("/")[1] for line in listed.stdout.splitlines() if "\tpromoted\t" in line]
+    assert len(promoted) == 1, listed.stdout
+    version = promoted[0]
+
+    def stable() -> str:
+        return loop.server.admin.ListAdapters(pb.ListAdaptersRequest(adapter_alias="transit-qa"),
+                                              metadata=ADMIN_MD).routes[0].stable_version
+
+    # Both commands go through the rollout topic and wait until the replica applied them. (v0 predates
+    # the registry, so the registered version is the only target here.)
+    back = subprocess.run([*cli, "rollback", "transit-qa", version], env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert back.returncode == 0, back.stderr
+    assert stable() == version
+    again = subprocess.run([*cli, "promote", "transit-qa", version], env=env, capture_output=True, text=True,
+                           timeout=180)
+    assert again.returncode == 0, again.stderr
+    assert stable() == version
+    missing = subprocess.run([*cli, "promote", "transit-qa", "no-such-version"], env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert missing.returncode != 0
+    bench = subprocess.run([*cli, "bench-base", str(loop.base), "--sample", "40"], env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert bench.returncode == 0, bench.stderr
+    assert "| base model |" in bench.stdout and str(loop.base) in bench.stdout
+    print(bench.stdout)
