@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
@@ -149,10 +148,3 @@ class RolloutFollower:
         except (InferenceError, TimeoutError) as exc:
             log.warning("could not unload %s@%s: %s", alias, version, exc)
 
-
-def wait_caught_up(follower: RolloutFollower, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if follower.caught_up.wait(0.1):
-            return True
-    return False

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,5 +88,3 @@ class Registry:
         promoted = [v for v in self.versions(alias) if v.status == "promoted"]
         return max(promoted, key=lambda v: v.history[-1]["time"]) if promoted else None
 
-    def discard_staging(self, staged: Path) -> None:
-        shutil.rmtree(staged, ignore_errors=True)
