@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from driftloop.core import codec
 from driftloop.core.kafka import EventProducer
 from driftloop.core.metrics import EventMetrics
 from driftloop.core.settings import KafkaSettings
+from driftloop.core.sqlite import open_db
 from driftloop.core.topics import TopicSpec
 
 log = logging.getLogger(__name__)
@@ -42,12 +42,9 @@ class EventSpool:
     """The on-disk log. Thread-safe; one sqlite connection guarded by a lock."""
 
     def __init__(self, path: Path, max_bytes: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = open_db(path, "NORMAL", threads=True)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
             " key BLOB NOT NULL, schema TEXT NOT NULL, value BLOB NOT NULL, size INTEGER NOT NULL)"

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from driftloop.demo import world
-from driftloop.retrainer.train import collate, encode_pairs
+from driftloop.retrainer.train import collate, encode_pairs, greedy_answers
 
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
 
@@ -66,25 +66,8 @@ def build_tokenizer(texts: list[str], vocab: int, max_positions: int):
                                    clean_up_tokenization_spaces=False)
 
 
-def greedy_answers(model, tok, questions: list[str], max_new_tokens: int = 24, batch: int = 64) -> list[str]:
-    """Greedy answers with transformers (left-padded batches)."""
-    import torch
-
-    tok.padding_side = "left"
-    out = []
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(questions), batch):
-            prompts = [world.prompt(q) for q in questions[i: i + batch]]
-            enc = tok(prompts, return_tensors="pt", padding=True)
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-            out += [tok.decode(g[enc.input_ids.shape[1]:], skip_special_tokens=True).strip() for g in gen]
-    return out
-
-
 def evaluate(model, tok, qas: list[world.QA]) -> dict[str, float]:
-    got = greedy_answers(model, tok, [q.question for q in qas])
+    got = greedy_answers(model, tok, [q.question for q in qas], max_new_tokens=24)
     hits = [g == q.answer for g, q in zip(got, qas, strict=True)]
     by_kind: dict[str, list[bool]] = {}
     for q, h in zip(qas, hits, strict=True):

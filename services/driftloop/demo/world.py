@@ -186,7 +186,9 @@ def all_qa(routes: dict[int, Route], kinds: tuple[str, ...] = KINDS) -> list[QA]
 
 def prompt(question: str) -> str:
     """How a question is put to the model (the base model is trained on this format)."""
-    return f"Q: {question}\nA:"
+    from driftloop.retrainer.train import render_prompt
+
+    return render_prompt(question)
 
 
 def sample_traffic(routes: dict[int, Route], rng: random.Random, n: int, colloquial_share: float,

@@ -56,7 +56,7 @@ class InferenceApp:
         self.registry_prom = CollectorRegistry()
         self.metrics = InferenceMetrics(self.registry_prom, settings.model_name)
         self.engine = create_engine(settings)
-        self.health: health.aio.HealthServicer | None = None
+        self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.emitter: EventEmitter | None = None
         self.follower: RolloutFollower | None = None
@@ -94,7 +94,6 @@ class InferenceApp:
             InferenceServicer(s, self.engine, self.registry, self.emitter, self.metrics), self.server)
         inference_pb2_grpc.add_AdapterAdminServicer_to_server(
             AdapterAdminServicer(self.registry, self.metrics), self.server)
-        self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME),
                                             self.server)
@@ -138,9 +137,8 @@ class InferenceApp:
             self.metrics.canary_weight.labels(r.alias).set(r.canary_weight)
 
     async def stop(self) -> None:
-        if self.health is not None:
-            for name in ("", *SERVICE_NAMES):
-                await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         if self.server is not None:
             await self.server.stop(self.s.grace_period_s)
         if self.follower is not None:

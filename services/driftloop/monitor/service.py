@@ -233,9 +233,9 @@ class Monitor:
                     self.metrics.detector_seconds.labels(name).observe(seconds)
                 p.stream.durations.clear()
                 self._export(p.stream)
-        for st in self.streams.values():
-            if st.key in touched:
-                self.store.save_stream(st)
+        for key in touched:
+            st = self.streams[key]
+            self.store.save_stream(st)
             self.metrics.reference_samples.labels(st.model, st.alias).set(len(st.ref_features))
         for (topic, partition), nxt in self._batch_offsets.items():
             self.store.set_offset(topic, partition, nxt)

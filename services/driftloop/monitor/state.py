@@ -7,19 +7,16 @@ offsets, so a restarted monitor resumes with exactly the state its committed off
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
+from driftloop.core.sqlite import open_db
 from driftloop.monitor.settings import MonitorSettings
 from driftloop.monitor.streams import Stream
 
 
 class StateStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.db = open_db(path, "FULL")
         self.db.executescript(
             """
             CREATE TABLE IF NOT EXISTS streams (key TEXT PRIMARY KEY, meta TEXT NOT NULL, window BLOB NOT NULL,

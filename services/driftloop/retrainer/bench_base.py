@@ -11,7 +11,7 @@ from pathlib import Path
 from driftloop.retrainer.evaluate import score
 from driftloop.retrainer.pipeline import load_jsonl
 from driftloop.retrainer.settings import RetrainerSettings
-from driftloop.retrainer.train import render_prompt
+from driftloop.retrainer.train import greedy_answers
 
 
 def answer_with(model_dir: Path, questions: list[str], template: str) -> tuple[list[str], float, int]:
@@ -19,17 +19,9 @@ def answer_with(model_dir: Path, questions: list[str], template: str) -> tuple[l
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    out: list[str] = []
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     t0 = time.perf_counter()
-    with torch.no_grad():
-        for i in range(0, len(questions), 32):
-            enc = tok([render_prompt(q, template) for q in questions[i: i + 32]], return_tensors="pt", padding=True)
-            gen = model.generate(**enc, max_new_tokens=32, do_sample=False, pad_token_id=tok.pad_token_id)
-            out += [tok.decode(g[enc.input_ids.shape[1]:], skip_special_tokens=True).strip() for g in gen]
+    out = greedy_answers(model, tok, questions, template, batch=32)
     per_q = (time.perf_counter() - t0) / max(1, len(questions))
     return out, per_q, sum(p.numel() for p in model.parameters())
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from driftloop.core import codec
 from driftloop.core.settings import KafkaSettings
 from driftloop.core.topics import FEEDBACK, PREDICTIONS
-from driftloop.retrainer.collect import _scan
+from driftloop.retrainer.collect import scan_events
 from driftloop.v1 import events_pb2
 
 
@@ -37,22 +36,14 @@ class CanaryStats:
 def measure(settings: KafkaSettings, alias: str, since: float) -> CanaryStats:
     stats = CanaryStats()
     version_of: dict[str, str] = {}
-    for r in _scan(settings, PREDICTIONS.name, since):
-        try:
-            p = codec.decode(r.value, r.headers, events_pb2.PredictionEvent)
-        except codec.UndecodableRecord:
-            continue
+    for p in scan_events(settings, PREDICTIONS, since, events_pb2.PredictionEvent):
         if p.adapter_alias != alias or p.tags.get("source") == "retrainer-gate":
             continue
         s = stats.by_version.setdefault(p.adapter_version, VersionStats())
         s.requests += 1
         s.errors += int(bool(p.error_code))
         version_of[p.request_id] = p.adapter_version
-    for r in _scan(settings, FEEDBACK.name, since):
-        try:
-            fb = codec.decode(r.value, r.headers, events_pb2.FeedbackEvent)
-        except codec.UndecodableRecord:
-            continue
+    for fb in scan_events(settings, FEEDBACK, since, events_pb2.FeedbackEvent):
         v = version_of.get(fb.request_id)
         if v is None:
             continue

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from typing import TypeVar
 
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
 from driftloop.core import codec
 from driftloop.core.settings import KafkaSettings
-from driftloop.core.topics import FEEDBACK, PREDICTIONS
+from driftloop.core.topics import FEEDBACK, PREDICTIONS, TopicSpec
 from driftloop.retrainer.data import Example
 from driftloop.v1 import events_pb2
+
+M = TypeVar("M")
 
 
 def question_from_prompt(prompt: str, template: str) -> str:
@@ -23,7 +27,7 @@ def question_from_prompt(prompt: str, template: str) -> str:
     return (m.group(1) if m else prompt).strip()
 
 
-def _scan(settings: KafkaSettings, topic: str, since: float, timeout_s: float = 60.0):
+def _scan_records(settings: KafkaSettings, topic: str, since: float, timeout_s: float = 60.0):
     consumer = KafkaConsumer(**settings.client_config(), client_id=f"{settings.client_id}-retrainer-scan",
                              group_id=None, enable_auto_commit=False)
     try:
@@ -44,22 +48,24 @@ def _scan(settings: KafkaSettings, topic: str, since: float, timeout_s: float = 
         consumer.close(autocommit=False)
 
 
+def scan_events(settings: KafkaSettings, topic: TopicSpec, since: float, cls: type[M]) -> Iterator[M]:
+    """Decoded events of ``topic`` from ``since`` (epoch s) to the end as of now; undecodable records
+    are skipped (the monitor dead-letters them)."""
+    for r in _scan_records(settings, topic.name, since):
+        try:
+            yield codec.decode(r.value, r.headers, cls)
+        except codec.UndecodableRecord:
+            continue
+
+
 def collect_corrections(settings: KafkaSettings, alias: str, since: float, template: str) -> list[Example]:
     """Examples (question, corrected answer) for ``alias`` from feedback since ``since`` (epoch s)."""
     corrections: dict[str, events_pb2.FeedbackEvent] = {}
-    for r in _scan(settings, FEEDBACK.name, since):
-        try:
-            fb = codec.decode(r.value, r.headers, events_pb2.FeedbackEvent)
-        except codec.UndecodableRecord:
-            continue
+    for fb in scan_events(settings, FEEDBACK, since, events_pb2.FeedbackEvent):
         if fb.correction.strip():
             corrections[fb.request_id] = fb
     out = []
-    for r in _scan(settings, PREDICTIONS.name, since):
-        try:
-            p = codec.decode(r.value, r.headers, events_pb2.PredictionEvent)
-        except codec.UndecodableRecord:
-            continue
+    for p in scan_events(settings, PREDICTIONS, since, events_pb2.PredictionEvent):
         fb = corrections.get(p.request_id)
         if fb is None or p.adapter_alias != alias:
             continue

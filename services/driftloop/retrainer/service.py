@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from driftloop.core import codec
 from driftloop.core.kafka import DeadLetterSink, EventConsumer, EventProducer
 from driftloop.core.metrics import RetrainerMetrics
+from driftloop.core.sqlite import open_db
 from driftloop.core.topics import RETRAIN_TRIGGERS
 from driftloop.retrainer.canary import CanaryObserver
 from driftloop.retrainer.pipeline import InferenceClient, Pipeline, RunOutcome
@@ -32,10 +32,7 @@ class Outcomes:
     """What happened to each trigger. ``started`` without ``finished`` means a run was interrupted."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.db = open_db(path, "FULL", threads=True)
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS outcomes (trigger_id TEXT PRIMARY KEY, dedupe_key TEXT, alias TEXT,"
             " version TEXT, result TEXT, detail TEXT, attempts INTEGER, started REAL, finished REAL)"

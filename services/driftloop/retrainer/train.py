@@ -72,6 +72,26 @@ def collate(rows, pad_id: int, device: str = "cpu"):
     return ids.to(device), labels.to(device), mask.to(device)
 
 
+def greedy_answers(model, tok, questions: list[str], template: str = PROMPT_TEMPLATE, max_new_tokens: int = 32,
+                   batch: int = 64) -> list[str]:
+    """Greedy answers with transformers, in left-padded batches (offline evaluation)."""
+    import torch
+
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    out: list[str] = []
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(questions), batch):
+            enc = tok([render_prompt(q, template) for q in questions[i: i + batch]], return_tensors="pt",
+                      padding=True)
+            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+            out += [tok.decode(g[enc.input_ids.shape[1]:], skip_special_tokens=True).strip() for g in gen]
+    return out
+
+
 def _pairs(rows: list[Example], template: str) -> list[tuple[str, str]]:
     return [(render_prompt(r.question, template), " " + r.answer) for r in rows]
 
