@@ -121,6 +121,10 @@ class LocalKafka:
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
             "log.cleaner.backoff.ms": "1000",
+            # A local broker shares its cores with training and the engine: CPU stalls of several
+            # seconds were measured (2 cores), longer than the default 9 s session, and a fenced
+            # broker takes every partition offline. Tolerate stalls rather than fence.
+            "broker.session.timeout.ms": "45000",
         }
         server = self.state_dir / "server.properties"
         server.write_text("".join(f"{k}={v}\n" for k, v in props.items()))

@@ -3,6 +3,7 @@ read from Kafka since the canary started."""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -10,6 +11,8 @@ from driftloop.core.settings import KafkaSettings
 from driftloop.core.topics import FEEDBACK, PREDICTIONS
 from driftloop.retrainer.collect import scan_events
 from driftloop.v1 import events_pb2
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,8 +69,13 @@ class CanaryObserver:
     def __call__(self, alias: str, stable: str, canary: str) -> tuple[bool, str]:
         since = time.time() - 1
         deadline = time.monotonic() + self.max_wait_s
+        stats = CanaryStats()
         while True:
-            stats = measure(self.kafka, alias, since)
+            try:
+                stats = measure(self.kafka, alias, since)
+            except Exception as exc:  # a broker hiccup is not a verdict: keep the last reading, try again
+                log.warning("canary %s/%s: reading live signals failed (%s: %s); retrying", alias, canary,
+                            type(exc).__name__, str(exc)[:200])
             c = stats.by_version.get(canary, VersionStats())
             s = stats.by_version.get(stable, VersionStats())
             if c.requests >= self.min_requests or time.monotonic() >= deadline:

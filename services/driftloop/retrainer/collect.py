@@ -1,5 +1,6 @@
-"""Corrections from live traffic: feedback with a correction joined to its prediction by request id,
-read from Kafka between two times (no consumer group: a bounded scan of both topics)."""
+"""Training examples from live traffic: feedback (corrections, and confirmed answers) joined to its
+prediction by request id, read from Kafka from a time on (no consumer group: a bounded scan of both
+topics)."""
 
 from __future__ import annotations
 
@@ -58,17 +59,27 @@ def scan_events(settings: KafkaSettings, topic: TopicSpec, since: float, cls: ty
             continue
 
 
-def collect_corrections(settings: KafkaSettings, alias: str, since: float, template: str) -> list[Example]:
-    """Examples (question, corrected answer) for ``alias`` from feedback since ``since`` (epoch s)."""
-    corrections: dict[str, events_pb2.FeedbackEvent] = {}
-    for fb in scan_events(settings, FEEDBACK, since, events_pb2.FeedbackEvent):
-        if fb.correction.strip():
-            corrections[fb.request_id] = fb
+def collect_feedback(settings: KafkaSettings, alias: str, since: float, template: str,
+                     confirmed_since: float | None = None) -> list[Example]:
+    """Examples for ``alias`` from feedback joined to its prediction: corrections since ``since``
+    (source ``feedback``: the rider's answer) and, when ``confirmed_since`` is given, answers riders
+    rated positive since then (source ``confirmed``: behaviour to keep, a free replay set)."""
+    first = since if confirmed_since is None else min(since, confirmed_since)
+    wanted: dict[str, events_pb2.FeedbackEvent] = {}
+    for fb in scan_events(settings, FEEDBACK, first, events_pb2.FeedbackEvent):
+        t = fb.time.seconds + fb.time.nanos / 1e9
+        correction = bool(fb.correction.strip()) and t >= since
+        confirmed = (confirmed_since is not None and fb.rating == events_pb2.RATING_POSITIVE
+                     and not fb.correction.strip() and t >= confirmed_since)
+        if correction or confirmed:
+            wanted[fb.request_id] = fb
     out = []
-    for p in scan_events(settings, PREDICTIONS, since, events_pb2.PredictionEvent):
-        fb = corrections.get(p.request_id)
-        if fb is None or p.adapter_alias != alias:
+    for p in scan_events(settings, PREDICTIONS, first, events_pb2.PredictionEvent):
+        fb = wanted.get(p.request_id)
+        if fb is None or p.adapter_alias != alias or p.error_code:
             continue
-        out.append(Example(question_from_prompt(p.prompt, template), fb.correction, "feedback",
-                           p.tags.get("slice", ""), fb.time.seconds + fb.time.nanos / 1e9))
+        correction = fb.correction.strip()
+        out.append(Example(question_from_prompt(p.prompt, template), correction or p.completion.strip(),
+                           "feedback" if correction else "confirmed", p.tags.get("slice", ""),
+                           fb.time.seconds + fb.time.nanos / 1e9))
     return out

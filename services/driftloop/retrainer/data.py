@@ -28,7 +28,7 @@ WORD = re.compile(r"[a-z0-9]+")
 class Example:
     question: str
     answer: str
-    source: str = "feedback"  # feedback (a user correction), curated, replay
+    source: str = "feedback"  # feedback (a user correction), confirmed (a thumbs-up answer), curated, replay
     slice: str = ""
     time: float = 0.0
 
@@ -116,7 +116,7 @@ def clean(rows: list[Example], max_chars: int = 300, near_dup_threshold: float =
         by_answer[ex.answer.lower()].append((sh, ex))
         deduped.append(ex)
     # Conflicts: one question, several answers. Keep the answer most rows agree on (ties: the
-    # newest); a correction beats the curated answer it contradicts.
+    # newest); a correction beats a confirmed answer, which beats curated or replayed data.
     groups: dict[str, list[Example]] = defaultdict(list)
     for ex in deduped:
         groups[question_key(ex.question)].append(ex)
@@ -126,7 +126,9 @@ def clean(rows: list[Example], max_chars: int = 300, near_dup_threshold: float =
         if len(answers) == 1:
             out.extend(group)
             continue
-        votes = Counter(ex.answer for ex in group if ex.source == "feedback") or Counter(ex.answer for ex in group)
+        votes = (Counter(ex.answer for ex in group if ex.source == "feedback")
+                 or Counter(ex.answer for ex in group if ex.source == "confirmed")
+                 or Counter(ex.answer for ex in group))
         newest = {ex.answer: ex.time for ex in sorted(group, key=lambda e: e.time)}
         winner = max(votes, key=lambda a: (votes[a], newest.get(a, 0.0)))
         for ex in group:

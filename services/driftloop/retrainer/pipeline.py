@@ -103,8 +103,19 @@ class Pipeline:
 
     # -- stages --------------------------------------------------------------------------------
     def dataset(self, trigger: events_pb2.RetrainTrigger) -> tuple[list[Example], dict]:
-        since = (trigger.window_start.seconds or time.time()) - self.s.lookback_s
-        corrections = collect.collect_corrections(self.s.kafka, trigger.adapter_alias, since, self.s.prompt_template)
+        episode_start = trigger.window_start.seconds or time.time()
+        since = episode_start - self.s.lookback_s
+        deadline = time.monotonic() + self.s.collect_wait_s
+        while True:  # too few corrections to learn from: wait (bounded) while riders send more
+            live = collect.collect_feedback(self.s.kafka, trigger.adapter_alias, since, self.s.prompt_template,
+                                            episode_start if self.s.use_confirmed else None)
+            corrections = [x for x in live if x.source == "feedback"]
+            if len(corrections) >= self.s.min_corrections or time.monotonic() >= deadline:
+                break
+            log.info("trigger %s: %d corrections, waiting for %d", trigger.trigger_id, len(corrections),
+                     self.s.min_corrections)
+            time.sleep(5)
+        confirmed = [x for x in live if x.source == "confirmed"]
         curated = load_jsonl(self.s.curated_data, "curated")
         replay_pool: list[Example] = []
         for v in self.registry.versions(trigger.adapter_alias):
@@ -112,8 +123,9 @@ class Pipeline:
         rng = random.Random(self.s.seed)
         n_replay = int(self.s.replay_share * max(len(corrections), 1))
         replay = rng.sample(replay_pool, min(n_replay, len(replay_pool)))
-        rows, report = clean(corrections + curated + replay)
-        return rows, {"corrections": len(corrections), "curated": len(curated), "replay": len(replay),
+        rows, report = clean(corrections + confirmed + curated + replay)
+        return rows, {"corrections": len(corrections), "confirmed": len(confirmed), "curated": len(curated),
+                      "replay": len(replay),
                       "cleaning": asdict(report), "summary": report.summary()}
 
     def run(self, trigger: events_pb2.RetrainTrigger) -> RunOutcome:
@@ -223,6 +235,18 @@ class Pipeline:
         self._publish(alias, "rollback", stable, trigger_id=trigger.trigger_id)
         self.registry.set_status(alias, version, "rolled_back", detail)
         return RunOutcome(trigger.trigger_id, alias, version, "rolled_back", detail)
+
+    def abandon(self, trigger: events_pb2.RetrainTrigger) -> str:
+        """After a run failed for good: if its version is out as a canary, route all traffic back to
+        stable and record the version as rolled back. Returns a note for the outcome's detail."""
+        alias, version = trigger.adapter_alias, version_for(trigger.trigger_id)
+        if not self.registry.exists(alias, version) or self.registry.get(alias, version).status != "canary":
+            return ""
+        route = self.client.route(alias)
+        if route is not None and route.canary_version == version:
+            self._publish(alias, "rollback", route.stable_version, trigger_id=trigger.trigger_id)
+        self.registry.set_status(alias, version, "rolled_back", "run failed during the canary")
+        return f"; canary {version} rolled back"
 
     def _resume(self, trigger: events_pb2.RetrainTrigger, version: str) -> RunOutcome:
         v = self.registry.get(trigger.adapter_alias, version)

@@ -117,7 +117,7 @@ class Retrainer:
         raw = self.consumer.raw
         raw.pause(tp)
         self.metrics.in_progress.labels(trigger.adapter_alias).set(1)
-        future: Future = self._pool.submit(self._safe_run, trigger)
+        future: Future = self._pool.submit(self.run_with_retries, trigger)
         try:
             while not future.done():
                 raw.poll(timeout_ms=1000)  # keeps group membership alive; returns nothing while paused
@@ -128,12 +128,27 @@ class Retrainer:
             self.metrics.in_progress.labels(trigger.adapter_alias).set(0)
             raw.resume(tp)
 
-    def _safe_run(self, trigger) -> RunOutcome:
+    def run_with_retries(self, trigger) -> RunOutcome:
+        """Run with retries (transient broker or replica trouble); a retry resumes from the registered
+        version. After the last try the run is an outcome too (error in the detail) and a canary it
+        left behind is rolled back, so traffic is never left split."""
+        error = ""
+        for attempt in range(1, self.s.run_attempts + 1):
+            try:
+                return self.pipeline.run(trigger)
+            except Exception as exc:
+                log.exception("run for trigger %s failed (try %d/%d)", trigger.trigger_id, attempt,
+                              self.s.run_attempts)
+                error = f"{type(exc).__name__}: {exc}"
+                if attempt < self.s.run_attempts:
+                    time.sleep(self.s.retry_backoff_s)
+        detail = error
         try:
-            return self.pipeline.run(trigger)
-        except Exception as exc:  # a failed run is an outcome too; the error is in the detail
-            log.exception("run for trigger %s failed", trigger.trigger_id)
-            return RunOutcome(trigger.trigger_id, trigger.adapter_alias, "", "failed", f"{type(exc).__name__}: {exc}")
+            detail += self.pipeline.abandon(trigger)
+        except Exception as exc:
+            log.exception("could not roll back the canary of trigger %s", trigger.trigger_id)
+            detail += f"; canary rollback failed: {type(exc).__name__}: {exc}"
+        return RunOutcome(trigger.trigger_id, trigger.adapter_alias, "", "failed", detail)
 
     def close(self) -> None:
         self.consumer.close()

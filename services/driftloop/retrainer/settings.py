@@ -24,7 +24,15 @@ class RetrainerSettings(BaseSettings):
     curated_data: Path | None = Field(None, description="JSONL of curated {question, answer, slice} rows.")
     replay_share: float = Field(0.5, ge=0, le=1, description="Share of the training set drawn from older data.")
     lookback_s: float = Field(7 * 86400, gt=0, description="How far back corrections are collected.")
+    use_confirmed: bool = Field(True, description="Also train on answers riders rated positive since the episode "
+                                "began (behaviour to keep).")
+    min_corrections: int = Field(0, ge=0, description="Corrections wanted before training; the run waits for them.")
+    collect_wait_s: float = Field(0.0, ge=0, description="Longest wait for min_corrections; then it trains on "
+                                  "what there is.")
     prompt_template: str = Field(PROMPT_TEMPLATE, description="How questions are put to the model.")
+    run_attempts: int = Field(3, ge=1, description="Tries per trigger before it is recorded as failed; a retry "
+                              "resumes from the registered version, it never trains twice.")
+    retry_backoff_s: float = Field(15.0, ge=0, description="Pause between tries of a failed run.")
     metrics_port: int = Field(9402, ge=0, description="Prometheus /metrics port.")
     host: str = Field("127.0.0.1", description="Metrics listen address.")
 
@@ -38,6 +46,8 @@ class RetrainerSettings(BaseSettings):
     eval_every: int = Field(25, ge=1, description="Steps between validation-loss checks.")
     patience: int = Field(4, ge=1, description="Checks without improvement before early stopping.")
     seed: int = Field(0, description="Seed of sampling, initialisation and split-independent randomness.")
+    train_threads: int = Field(0, ge=0, description="CPU threads for training (0: torch's default). Where a CPU "
+                               "inference engine shares the machine, keep off its cores: its OpenMP threads spin.")
 
     # gate (GateCriteria), fixed before training
     gate_min_exact_match: float = Field(0.6, ge=0, le=1, description="Floor on held-out exact match.")
@@ -62,7 +72,7 @@ class RetrainerSettings(BaseSettings):
         return TrainConfig(rank=self.lora_rank, alpha=self.lora_alpha, dropout=self.lora_dropout,
                            lr=self.learning_rate, batch_size=self.batch_size, max_steps=self.max_steps,
                            eval_every=self.eval_every, patience=self.patience, seed=self.seed,
-                           prompt_template=self.prompt_template)
+                           prompt_template=self.prompt_template, threads=self.train_threads)
 
     def gate_criteria(self) -> GateCriteria:
         return GateCriteria(self.gate_min_exact_match, self.gate_min_margin, self.gate_max_regression_drop,

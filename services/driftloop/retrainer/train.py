@@ -35,6 +35,7 @@ class TrainConfig:
     seed: int = 0
     max_len: int = 128
     prompt_template: str = PROMPT_TEMPLATE
+    threads: int = 0  # CPU threads (0: torch's default)
 
 
 @dataclass
@@ -109,6 +110,8 @@ def train_lora(base_dir: Path, train: list[Example], val: list[Example], out_dir
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     tok = AutoTokenizer.from_pretrained(base_dir)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(device)
     model = get_peft_model(model, LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,

@@ -53,7 +53,7 @@ def _trigger(alias: str) -> events_pb2.RetrainTrigger:
     return t
 
 
-def _wait_status(registry: Registry, alias: str, statuses: set[str], timeout: float) -> str:
+def _wait_status(registry: Registry, alias: str, statuses: set[str], timeout: float, proc=None) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         vs = [v for v in registry.versions(alias) if v.version != "v0"]
@@ -61,7 +61,8 @@ def _wait_status(registry: Registry, alias: str, statuses: set[str], timeout: fl
             return vs[-1].version
         time.sleep(1)
     seen = [(v.version, v.status) for v in registry.versions(alias)]
-    raise AssertionError(f"{alias}: no version reached {statuses}: {seen}")
+    tail = "\n" + proc.log_tail(40) if proc is not None else ""
+    raise AssertionError(f"{alias}: no version reached {statuses}: {seen}{tail}")
 
 
 def _outcomes(loop) -> dict[str, tuple]:
@@ -83,7 +84,7 @@ def test_trigger_to_promotion_without_a_human(loop, kafka_broker, kafka_settings
         t0 = time.monotonic()
         producer.send_and_wait(RETRAIN_TRIGGERS, trigger.dedupe_key, trigger)
         registry = Registry(loop.adapters)
-        version = _wait_status(registry, alias, {"canary", "promoted", "rejected", "rolled_back"}, 600)
+        version = _wait_status(registry, alias, {"canary", "promoted", "rejected", "rolled_back"}, 600, retrainer)
         assert registry.get(alias, version).status != "rejected", registry.get(alias, version).metadata["gate_summary"]
 
         def live_traffic() -> None:  # riders keep asking during the canary; the new version answers better
@@ -99,7 +100,7 @@ def test_trigger_to_promotion_without_a_human(loop, kafka_broker, kafka_settings
 
         feeder = threading.Thread(target=live_traffic, daemon=True)
         feeder.start()
-        version = _wait_status(registry, alias, {"promoted", "rolled_back"}, 300)
+        version = _wait_status(registry, alias, {"promoted", "rolled_back"}, 300, retrainer)
         elapsed = time.monotonic() - t0
         stop_traffic.set()
         feeder.join(30)
@@ -140,7 +141,7 @@ def test_bad_candidate_is_rejected_and_never_served(loop, kafka_broker, kafka_se
         producer.send_and_wait(RETRAIN_TRIGGERS, alias, _trigger(alias))
         producer.close()
         registry = Registry(loop.adapters)
-        version = _wait_status(registry, alias, {"rejected", "canary", "promoted"}, 600)
+        version = _wait_status(registry, alias, {"rejected", "canary", "promoted"}, 600, retrainer)
         v = registry.get(alias, version)
         assert v.status == "rejected", v.metadata.get("gate_summary")
         print(v.metadata["gate_summary"])
@@ -170,7 +171,7 @@ def test_killed_mid_training_completes_exactly_once(loop, kafka_broker, kafka_se
     second = start_retrainer(loop, kafka_broker, group, name="retrainer-crash-2")
     try:
         registry = Registry(loop.adapters)
-        _wait_status(registry, alias, {"promoted", "rejected", "rolled_back"}, 600)
+        _wait_status(registry, alias, {"promoted", "rejected", "rolled_back"}, 600, second)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and _outcomes(loop).get(trigger.trigger_id, (None,))[0] is None:
             time.sleep(1)

@@ -47,3 +47,16 @@ def test_split_is_stable_and_by_question() -> None:
     assert split_of("Where does route 3 end?") == split_of("where does ROUTE 3 end")
     test_q = {r.question for r in parts["test"]}
     assert not test_q & {r.question for r in parts["train"]}
+
+
+def test_conflicts_prefer_corrections_then_confirmed_answers() -> None:
+    q = "How often does route 12 run?"
+    rows = [Example(q, "Route 12 runs every 10 minutes.", "curated", "frequency", 1.0),
+            Example(q, "Route 12 runs every 15 minutes.", "confirmed", "frequency", 2.0),
+            Example("how often is route 12", "Route 12 runs every 10 minutes.", "curated", "frequency", 1.0),
+            Example("how often is route 12", "Route 12 runs every 20 minutes.", "confirmed", "frequency", 2.0),
+            Example("how often is route 12", "Route 12 runs every 15 minutes.", "feedback", "frequency", 3.0)]
+    kept, report = clean(rows)
+    assert {(r.question, r.answer) for r in kept} == {(q, "Route 12 runs every 15 minutes."),
+                                                      ("how often is route 12", "Route 12 runs every 15 minutes.")}
+    assert report.removed["conflict"] == 3
