@@ -1,13 +1,14 @@
 """Every PromQL expression the deployment ships, and every metric the services declare.
 
-Reusable beyond tests/deploy, e.g. by an integration test that runs a real Prometheus against the
-live services and evaluates each expression:
+Reusable beyond tests/deploy, e.g. by the integration test that runs a real Prometheus against the
+live services and evaluates each expression (tests/integration/deploy/test_prometheus_live.py):
 
-    from tests.deploy.promql import all_expressions, render
+    from tests.deploy.promql import all_expressions, data_operands, render
 
     for e in all_expressions():
         query = render(e.expr, {"adapter_alias": "transit-qa"})
-        ...  # GET /api/v1/query?query=... ; e.source / e.name say where it came from
+        for operand in data_operands(query):  # an alert's condition without its threshold
+            ...  # GET /api/v1/query?query=... ; e.source / e.name say where it came from
 
 Sources: the alert rules (deploy/prometheus/*.yaml, not the promtool tests), the Grafana dashboards
 (deploy/grafana/dashboards/*.json: panel targets, annotations, template-variable queries).
@@ -149,3 +150,143 @@ def exported_series(path: Path = METRICS_PY) -> set[str]:
         else:
             out.add(name)
     return out
+
+
+# -- what an expression needs to return data ---------------------------------------------------------
+
+_COMPARISONS = ("==", "!=", ">=", "<=", ">", "<")
+_PRECEDENCE = {"or": 0, "and": 1, "unless": 1, **{op: 2 for op in _COMPARISONS}}
+_IDENT_RE = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+_NUMBER_RE = re.compile(r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|0[xX][0-9a-fA-F]+|[Ii]nf|[Nn]a[Nn])")
+_ABSENT_RE = re.compile(r"absent(?:_over_time)?\s*\((.*)\)", re.DOTALL)
+
+
+def _top_level_operators(expr: str) -> list[tuple[int, int, str]]:
+    """(start, end, operator) of every binary set or comparison operator outside (), [], {} and strings."""
+    out: list[tuple[int, int, str]] = []
+    depth, i, n = 0, 0, len(expr)
+    while i < n:
+        c = expr[i]
+        if c in "\"'`":
+            end = i + 1
+            while end < n and expr[end] != c:
+                end += 2 if expr[end] == "\\" and c != "`" else 1
+            i = end + 1
+            continue
+        if c == "#":  # a comment runs to the end of the line
+            end = expr.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0:
+            two = expr[i:i + 2]
+            if two in _COMPARISONS:
+                out.append((i, i + 2, two))
+                i += 2
+                continue
+            if c in "<>":
+                out.append((i, i + 1, c))
+            elif c.isalpha() or c in "_:":
+                word = _IDENT_RE.match(expr, i).group(0)  # type: ignore[union-attr]
+                if word in ("or", "and", "unless"):
+                    out.append((i, i + len(word), word))
+                i += len(word)
+                continue
+        i += 1
+    return out
+
+
+def _matching_paren(expr: str, start: int) -> int:
+    """Index of the ')' closing the '(' at ``start`` (strings skipped)."""
+    depth, i = 0, start
+    while i < len(expr):
+        c = expr[i]
+        if c in "\"'`":
+            end = i + 1
+            while end < len(expr) and expr[end] != c:
+                end += 2 if expr[end] == "\\" and c != "`" else 1
+            i = end + 1
+            continue
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise ValueError(f"unbalanced parentheses in {expr!r}")
+
+
+def _unwrap(expr: str) -> str:
+    """Strip whitespace and parentheses that enclose the whole expression."""
+    expr = expr.strip()
+    while expr.startswith("(") and _matching_paren(expr, 0) == len(expr) - 1:
+        expr = expr[1:-1].strip()
+    return expr
+
+
+def _skip_modifiers(rhs: str) -> str:
+    """Drop what follows a binary operator before its right operand: bool, on(...)/ignoring(...),
+    group_left(...)/group_right(...)."""
+    rhs = rhs.lstrip()
+    while True:
+        m = _IDENT_RE.match(rhs)
+        word = m.group(0) if m else ""
+        if word == "bool":
+            rhs = rhs[len(word):].lstrip()
+        elif word in ("on", "ignoring", "group_left", "group_right"):
+            rest = rhs[len(word):].lstrip()
+            if rest.startswith("("):
+                rest = rest[_matching_paren(rest, 0) + 1:]
+            rhs = rest.lstrip()
+        else:
+            return rhs
+
+
+def is_scalar_literal(expr: str) -> bool:
+    return _NUMBER_RE.fullmatch(_unwrap(expr)) is not None
+
+
+def data_operands(expr: str) -> list[str]:
+    """The sub-expressions that must each return data for ``expr`` to be able to: what a live check
+    evaluates to prove that the series an expression uses exist.
+
+    An alert's expression is normally empty (``rate(x[5m]) > 0.1`` is empty until it fires), and so
+    are annotation and filter expressions; what must exist are the series under the condition. So,
+    splitting at the top-level operator of lowest precedence (PromQL's: ``or`` < ``and``/``unless``
+    < comparisons; left-associative, so at its last occurrence) and recursing into each side:
+
+    - ``a > b`` (any comparison, with ``bool``, ``on``/``ignoring``, ``group_left``/``group_right``):
+      both sides, except a side that is a number literal (the threshold);
+    - ``a and b``: both sides (the result is their intersection);
+    - ``a or b``: both sides (each arm uses series of its own, and each must exist);
+    - ``a unless b``: only ``a``. ``b`` removes series and is normally empty (the idiom
+      ``x unless x offset 15m`` catches a counter's first appearance); it stays covered by the whole
+      expression being a valid query;
+    - ``absent(x)`` / ``absent_over_time(x[d])``: ``x`` (an instant selector for the range one);
+      absent() returns data exactly when ``x`` has none, so the check is that ``x`` has data.
+
+    Anything else (a selector, a function or aggregation, arithmetic such as a ratio) is returned
+    whole, with enclosing parentheses removed: arithmetic is not a condition, its result is what a
+    panel shows. Operators inside parentheses or function calls are not split, except where the
+    parentheses enclose a whole operand.
+    """
+    e = _unwrap(expr)
+    ops = _top_level_operators(e)
+    if not ops:
+        m = _ABSENT_RE.fullmatch(e)
+        if m and _matching_paren(e, e.index("(")) == len(e) - 1:
+            inner = m.group(1).strip()
+            if e.startswith("absent_over_time") and inner.endswith("]"):
+                inner = inner[:inner.rindex("[")]
+            return data_operands(inner)
+        return [e]
+    lowest = min(_PRECEDENCE[op] for _, _, op in ops)
+    start, end, op = [o for o in ops if _PRECEDENCE[o[2]] == lowest][-1]
+    lhs, rhs = e[:start], _skip_modifiers(e[end:])
+    if op == "unless":
+        return data_operands(lhs)
+    return [x for side in (lhs, rhs) if not is_scalar_literal(side) for x in data_operands(side)]

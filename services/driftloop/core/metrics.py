@@ -36,6 +36,9 @@ class EventMetrics:
             "driftloop_events_dropped_total", "Events dropped, by reason (spool_full: oldest dropped).",
             ["service", "reason"], registry=registry,
         )
+        # Exported at 0 from the start: increase() (alert DriftloopEventsDropped, the dashboard)
+        # sees the first drop, and "no drops" reads 0, not "no data".
+        self.dropped.labels(service, "spool_full")
         self.kafka_up = Gauge(
             "driftloop_kafka_up", "1 when the last Kafka delivery attempt succeeded.",
             ["service"], registry=registry,
@@ -99,7 +102,7 @@ class MonitorMetrics:
         signal = [*stream, "detector"]
         self.events = Counter(
             "driftloop_monitor_events_total", "Records consumed, by topic and result "
-            "(processed, duplicate, dead_lettered).", ["topic", "result"], registry=registry,
+            "(processed, duplicate, ignored, dead_lettered).", ["topic", "result"], registry=registry,
         )
         self.dlq = Counter(
             "driftloop_monitor_dead_letters_total", "Records sent to the dead-letter topic, by reason.",
@@ -158,6 +161,7 @@ class MonitorMetrics:
             "driftloop_monitor_feedback_unmatched_total", "Feedback whose prediction never arrived within the "
             "join TTL, or arrived after it expired (late).", ["reason"], registry=registry,
         )
+        self.feedback_unmatched.labels("expired")  # at 0 from the start, like events dropped
         self.latency = Histogram(
             "driftloop_monitor_prediction_latency_seconds", "Request latency reported by prediction events.",
             stream, buckets=LATENCY_BUCKETS, registry=registry,
@@ -224,3 +228,15 @@ class RetrainerMetrics:
             "driftloop_retrainer_last_success_timestamp_seconds", "When a run last ended in a promotion.",
             ["adapter_alias"], registry=registry,
         )
+        for result in ("accepted", "duplicate", "invalid"):  # dashboards show 0, not "No data"
+            self.triggers.labels(result)
+
+    def track_alias(self, alias: str) -> None:
+        """Create an alias's outcome series at 0, so the first failure is an increase() too."""
+        for outcome in ("promoted", "rejected", "rolled_back", "failed"):
+            self.runs.labels(alias, outcome)
+        for verdict in ("passed", "rejected"):
+            self.gate.labels(alias, verdict)
+        for action in ("canary", "promote", "rollback"):
+            self.rollouts.labels(alias, action)
+        self.in_progress.labels(alias)

@@ -100,6 +100,7 @@ class Retrainer:
             self.metrics.triggers.labels("duplicate").inc()
             self.consumer.commit({tp: record.offset + 1})
             return
+        self.metrics.track_alias(trigger.adapter_alias)
         self.metrics.triggers.labels("accepted").inc()
         attempt = self.outcomes.start(trigger)
         log.info("trigger %s for %s (attempt %d): %s", trigger.trigger_id, trigger.adapter_alias, attempt,
