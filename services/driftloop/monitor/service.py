@@ -173,10 +173,14 @@ class Monitor:
         st = self.streams.get(key)
         if st is None:
             st = self.streams[key] = Stream(model, alias, self.s, version=self.store.rollout(alias)[1])
+            self.metrics.triggers.labels(model, alias)  # at 0: the first trigger is an increase() too
         return st
 
     def _on_prediction(self, e: events_pb2.PredictionEvent) -> None:
         validate_prediction(e)
+        if e.tags.get("source") in self.s.ignore_sources:  # the gate's or an evaluation's requests
+            self.metrics.events.labels(PREDICTIONS.name, "ignored").inc()
+            return
         st = self._stream(e.model, e.adapter_alias)
         t = _seconds(e.request_time)
         if not self.store.remember_prediction(e.request_id, st.key, t):

@@ -57,6 +57,10 @@ class MonitorSettings(BaseSettings):
     join_ttl_s: float = Field(3600.0, gt=0, description="How long a prediction waits for its feedback.")
     join_max_entries: int = Field(200_000, ge=100, description="Bound on remembered predictions.")
 
+    ignore_sources: tuple[str, ...] = Field(
+        ("retrainer-gate", "evaluation"), description="Predictions whose 'source' tag is one of these are not "
+        "traffic (acceptance-gate and evaluation requests): counted as ignored, never analysed."
+    )
     lag_interval_s: float = Field(5.0, gt=0, description="How often consumer lag is measured.")
     poll_timeout_ms: int = Field(500, ge=10, description="Kafka poll timeout.")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

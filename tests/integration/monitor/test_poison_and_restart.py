@@ -60,6 +60,10 @@ def test_poison_records_dead_lettered_and_nothing_valid_lost(kafka_settings, mon
             valid += 1
             if i % 4 == 0:
                 producer.send(FEEDBACK, ev.request_id, feedback(rng, ev.request_id, negative=i % 8 == 0))
+    for source in ("retrainer-gate", "evaluation"):  # not traffic: ignored, never analysed
+        ev = prediction(rng, False, model=model, request_id=f"{model}-{source}")
+        ev.tags["source"] = source
+        producer.send(PREDICTIONS, ev.request_id, ev)
     producer.send_raw(FEEDBACK.name, b"junk", b"\xff\xfe\xfd", [("schema", b"driftloop.v1.FeedbackEvent")])
     poison.append("undecodable")
     producer.flush(60)
@@ -67,6 +71,7 @@ def test_poison_records_dead_lettered_and_nothing_valid_lost(kafka_settings, mon
     samples = _wait(monitor.metrics_url, "driftloop_monitor_predictions_total", valid, model=model)
     assert metric(samples, "driftloop_monitor_predictions_total", model=model) == valid
     assert metric(samples, "driftloop_monitor_feedback_total", model=model) > 0
+    _wait(monitor.metrics_url, "driftloop_monitor_events_total", 2, result="ignored")
 
     letters = consume_until(kafka_settings, [DLQ], {DLQ.name: events_pb2.DeadLetter},
                             done=lambda got: len(got) >= len(poison), keep=lambda e: e.consumer_group == group,
