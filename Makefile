@@ -56,8 +56,8 @@ kafka-down: ## Stop the local Kafka broker
 
 # Core, inference and retrainer tests run in the serving environment; core and monitor tests in the
 # monitor environment (alibi-detect's pins keep it apart). Each run starts its own broker once.
-SERVING_TESTS := tests --ignore=tests/unit/monitor --ignore=tests/integration/monitor
-MONITOR_TESTS := tests/unit/core tests/integration/core $(wildcard tests/unit/monitor tests/integration/monitor)
+SERVING_TESTS := tests --ignore=tests/unit/monitor --ignore=tests/integration/monitor --ignore=tests/unit/report
+MONITOR_TESTS := tests/unit/core tests/integration/core $(wildcard tests/unit/monitor tests/integration/monitor tests/unit/report)
 
 .PHONY: test
 test: env kafka-jars deploy-tools ## Set everything up and run the whole test suite
@@ -66,17 +66,16 @@ test: env kafka-jars deploy-tools ## Set everything up and run the whole test su
 
 .PHONY: test-unit
 test-unit: env ## Unit tests only (no broker, no engine)
-	$(SPY) -m pytest $(PYTEST_FLAGS) tests/unit --ignore=tests/unit/monitor
-	$(MPY) -m pytest $(PYTEST_FLAGS) tests/unit/core $(wildcard tests/unit/monitor)
+	$(SPY) -m pytest $(PYTEST_FLAGS) tests/unit --ignore=tests/unit/monitor --ignore=tests/unit/report
+	$(MPY) -m pytest $(PYTEST_FLAGS) tests/unit/core $(wildcard tests/unit/monitor tests/unit/report)
 
 .PHONY: lint
 lint: $(SERVING)/.synced ## Check style (changes nothing)
 	$(SERVING)/bin/ruff check services tests
 
 .PHONY: demo
-demo: env ## Run the whole loop on the embedded transit world (not built yet)
-	@echo "make demo: not yet — the transit demo lands with issue 'The embedded default'."
-	@echo "What works today: make kafka-up / make kafka-down and make test."
+demo: env kafka-jars .tools/stamps/promtool ## Run the whole loop on the transit world; report in artifacts/demo-report/
+	$(SPY) -m driftloop.demo
 
 .PHONY: clean
 clean: kafka-down ## Remove run state (keeps environments and caches)

@@ -1,0 +1,3 @@
+from driftloop.demo.run import main
+
+raise SystemExit(main())

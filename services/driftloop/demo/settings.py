@@ -1,0 +1,47 @@
+"""Settings of ``make demo``. Environment prefix ``DRIFTLOOP_DEMO_``. The services keep their own
+settings classes; the demo passes them what it chooses here (sized for a 2-core machine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+class DemoSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DRIFTLOOP_DEMO_", extra="forbid")
+
+    run_dir: Path = Field(REPO_ROOT / ".run" / "demo", description="Broker data, service state and logs (wiped "
+                          "at the start of each run).")
+    report_dir: Path = Field(REPO_ROOT / "artifacts" / "demo-report", description="Where the report is written.")
+    base_model_dir: Path = Field(REPO_ROOT / "artifacts" / "base-model", description="Base model (built if stale).")
+    monitor_python: Path = Field(REPO_ROOT / ".venvs" / "monitor" / "bin" / "python",
+                                 description="Interpreter of the monitor environment (monitor and report plots).")
+    prometheus: Path = Field(REPO_ROOT / ".tools" / "bin" / "prometheus",
+                             description="A Prometheus binary; started to scrape the services when present.")
+    alias: str = Field("transit-qa", description="Adapter alias the application calls.")
+    model_name: str = Field("transit-base", description="Model name in events and metrics.")
+    seed: int = Field(3, description="Seed of the riders and the evaluation sets.")
+
+    # traffic
+    concurrency: int = Field(4, ge=1, description="Riders asking at the same time.")
+    before_requests: int = Field(600, ge=100, description="Requests in the old world (the monitor's reference "
+                                 "set comes from the first of them).")
+    after_rate: float = Field(8.0, ge=0, description="Requests per second in the changed world (0: as fast as "
+                              "the riders can).")
+    training_rate: float = Field(1.0, gt=0, description="Requests per second while the adapter trains and is "
+                                 "gated: on a small machine the engine, the trainer and the gate share the CPU.")
+    after_max_s: float = Field(900.0, gt=0, description="Longest the changed world runs while waiting for "
+                               "the loop to promote a new version.")
+    settle_requests: int = Field(500, ge=0, description="Requests after the promotion (the new normal).")
+    colloquial_before: float = Field(0.3, ge=0, le=1, description="Share of colloquial phrasing before the change.")
+    colloquial_after: float = Field(0.6, ge=0, le=1, description="Share of colloquial phrasing after the change.")
+    focus_after: float = Field(0.5, ge=0, le=1, description="Share of post-change questions about what changed.")
+    feedback_share: float = Field(0.7, ge=0, le=1, description="Share of answers riders rate.")
+    correction_share: float = Field(0.7, ge=0, le=1, description="Share of rated wrong answers that come with "
+                                    "the correct answer.")
+    eval_size: int = Field(300, ge=50, description="Questions per evaluation set (changed / unchanged facts).")
+    curated_rows: int = Field(400, ge=0, description="Rows of the agency's curated FAQ given to the retrainer.")

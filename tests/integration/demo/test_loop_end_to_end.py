@@ -1,0 +1,53 @@
+"""The whole loop with no human step, on real parts: riders over gRPC → the real vLLM engine → Kafka →
+the monitor (its own environment) detects the world change and raises a trigger → the retrainer
+trains, gates through the engine, canaries and promotes → riders are answered by the new version;
+the report is written. This is `make demo` at a smaller scale (2-layer base model, less traffic)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from driftloop.demo.run import Demo
+from driftloop.demo.settings import DemoSettings
+from tests.integration.retrainer.conftest import SMALL
+
+pytestmark = pytest.mark.integration
+
+
+def test_world_change_is_detected_retrained_and_promoted(tmp_path: Path) -> None:
+    settings = DemoSettings(run_dir=tmp_path / "run", report_dir=tmp_path / "report",
+                            base_model_dir=tmp_path / "base", before_requests=400, eval_size=80,
+                            settle_requests=100, after_max_s=600, curated_rows=200, after_rate=10)
+    demo = Demo(settings, SMALL, service_env={"retrainer": {
+        "DRIFTLOOP_RETRAINER_MAX_STEPS": "300", "DRIFTLOOP_RETRAINER_MIN_CORRECTIONS": "150",
+        "DRIFTLOOP_RETRAINER_CANARY_MIN_REQUESTS": "30",
+        # The 2-layer model is weaker than the demo's: the gate's floors are the retrainer tests'.
+        "DRIFTLOOP_RETRAINER_GATE_MIN_EXACT_MATCH": "0.4", "DRIFTLOOP_RETRAINER_GATE_MAX_REGRESSION_DROP": "0.1",
+        "DRIFTLOOP_RETRAINER_GATE_MIN_ROBUSTNESS_RATIO": "0.1", "DRIFTLOOP_RETRAINER_GATE_MAX_SLICE_GAP": "1.0"}})
+    try:
+        demo.setup()
+        summary = demo.run()
+    finally:
+        demo.shutdown()
+        for p in demo.procs:
+            print(f"--- {p.name} ---\n{p.log_tail(15)}")
+    out = demo.write()
+    events = [e["event"] for e in demo.timeline.events]
+    assert "monitor raised a RetrainTrigger" in events, events
+    trigger = summary["trigger"]
+    assert trigger["created_s_after_change"] < 300 and trigger["signals"], trigger
+    version = summary.get("version")
+    assert version is not None, summary.get("result")
+    assert [h["status"] for h in version["history"]] == ["candidate", "canary", "promoted"]
+    assert version["dataset"]["corrections"] >= 150 and version["dataset"]["confirmed"] > 0
+    before, after = summary["eval_before_loop"], summary["eval_after_loop"]
+    assert before["changed"]["accuracy"] < 0.3
+    assert after["changed"]["accuracy"] >= before["changed"]["accuracy"] + 0.3, (before, after)
+    assert summary["traffic_settled"]["by_version"] == {version["name"]: 100}
+    data = json.loads((out / "timeline.json").read_text())
+    assert data["answers"] and any(s["name"] == "driftloop_monitor_drift_statistic" for s in data["samples"])
+    assert (out / "loop.png").stat().st_size > 10_000 and (out / "accuracy.png").exists()
+    assert "## Accuracy" in (out / "report.md").read_text() and (out / "report.html").exists()

@@ -1,0 +1,53 @@
+"""The demo report renders from a timeline: plots, markdown with the accuracy table, HTML.
+(Runs in the monitor environment, where matplotlib lives.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from driftloop.demo import report
+
+
+def _timeline() -> dict:
+    samples = []
+    for t in range(0, 100, 2):
+        drift = 0.002 if t < 40 else 0.03
+        for name, value in (("driftloop_monitor_drift_statistic", drift),
+                            ("driftloop_monitor_drift_statistic_threshold", 0.01)):
+            samples.append({"t": t, "service": "monitor", "name": name, "value": value,
+                            "labels": {"model": "m", "adapter_alias": "transit-qa", "detector": "input_embedding"}})
+        samples.append({"t": t, "service": "monitor", "name": "driftloop_monitor_rate", "value": 0.1 if t < 40 else 0.5,
+                        "labels": {"model": "m", "adapter_alias": "transit-qa", "detector": "negative_feedback_rate"}})
+    answers = [[t / 10, "before" if t < 400 else "after", "v0" if t < 800 else "r-1", int(t < 400 or t >= 800)]
+               for t in range(1000)]
+    events = [{"t": 40, "event": "world change", "detail": "37 facts changed"},
+              {"t": 55, "event": "trigger (from the topic)", "detail": "sustained input drift"},
+              {"t": 70, "event": "retrainer: dataset done", "detail": ""},
+              {"t": 75, "event": "version r-1: canary", "detail": "weight 0.3"},
+              {"t": 80, "event": "version r-1: promoted", "detail": "canary healthy | ok"}]
+    ev = {"version": "v0", "n": 300, "accuracy": 0.05}
+    summary = {"result": "targets met", "wall_seconds": 100,
+               "eval_before_loop": {"changed": ev, "unchanged": {**ev, "accuracy": 0.9}},
+               "eval_after_loop": {"changed": {**ev, "version": "r-1", "accuracy": 0.9},
+                                   "unchanged": {**ev, "version": "r-1", "accuracy": 0.91}},
+               "trigger": {"created_s_after_change": 15, "reason": "sustained input drift", "predictions": 200,
+                           "feedback": 120, "negative_feedback": 60,
+                           "signals": [{"signal": "input_embedding", "statistic": 0.03, "threshold": 0.01,
+                                        "p_value": 0.0}]},
+               "traffic_before": {"requests": 400, "accuracy": 0.9, "feedback": 240, "negative": 20,
+                                  "corrections": 14}}
+    return {"summary": summary, "events": events, "samples": samples, "answers": answers}
+
+
+def test_report_renders(tmp_path: Path) -> None:
+    (tmp_path / "timeline.json").write_text(json.dumps(_timeline()))
+    report.render(tmp_path)
+    for name in ("loop.png", "accuracy.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (tmp_path / "report.md").read_text()
+    assert "**Result: targets met**" in md and "| changed (300 questions) | 5.0% | 90.0% | +85.0 pts |" in md
+    assert "input_embedding: statistic 0.03 vs threshold 0.01" in md
+    page = (tmp_path / "report.html").read_text()
+    assert '<img alt="the loop over time" src="loop.png"' in page and "<table>" in page
+    assert "canary healthy / ok" in page
