@@ -10,6 +10,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -56,7 +57,8 @@ def load_jsonl(path: Path | None, source: str) -> list[Example]:
 class InferenceClient:
     """The gate measures candidates through the real engine of a running inference replica."""
 
-    def __init__(self, address: str, token: str | None, template: str) -> None:
+    def __init__(self, address: str, token: str | None, template: str, concurrency: int = 8) -> None:
+        self.concurrency = concurrency
         self.channel = grpc.insecure_channel(address)
         self.inference = inference_pb2_grpc.InferenceStub(self.channel)
         self.admin = inference_pb2_grpc.AdapterAdminStub(self.channel)
@@ -64,17 +66,20 @@ class InferenceClient:
         self.template = template
 
     def answerer(self, alias: str = "", version: str = "") -> Answerer:
+        """Greedy answers through the engine, ``concurrency`` requests in flight (the engine batches
+        them, as it does live traffic); each answer's own latency is measured."""
+        def one(q: str) -> tuple[str, float]:
+            t0 = time.perf_counter()
+            r = self.inference.Generate(inference_pb2.GenerateRequest(
+                prompt=render_prompt(q, self.template), adapter_alias=alias, adapter_version=version,
+                sampling=inference_pb2.SamplingParams(max_tokens=32, temperature=0.0),
+                tags={"source": "retrainer-gate"}), timeout=60)
+            return r.text.strip(), time.perf_counter() - t0
+
         def answer(questions: Sequence[str]) -> tuple[list[str], list[float]]:
-            texts, latencies = [], []
-            for q in questions:
-                t0 = time.perf_counter()
-                r = self.inference.Generate(inference_pb2.GenerateRequest(
-                    prompt=render_prompt(q, self.template), adapter_alias=alias, adapter_version=version,
-                    sampling=inference_pb2.SamplingParams(max_tokens=32, temperature=0.0),
-                    tags={"source": "retrainer-gate"}), timeout=60)
-                texts.append(r.text.strip())
-                latencies.append(time.perf_counter() - t0)
-            return texts, latencies
+            with ThreadPoolExecutor(self.concurrency) as pool:
+                got = list(pool.map(one, questions))
+            return [t for t, _ in got], [lat for _, lat in got]
         return answer
 
     def route(self, alias: str) -> inference_pb2.AdapterRoute | None:
@@ -180,13 +185,19 @@ class Pipeline:
         eval_alias = f"{alias}.gate"
         rel = staging.relative_to(self.s.adapter_root).as_posix()
         self.client.load(eval_alias, version, rel)
+        t0 = time.perf_counter()
         try:
             candidate: Evaluation = evaluate(self.client.answerer(eval_alias, version), test, regression, self.s.seed)
         finally:
             self.client.unload(eval_alias, version)
+        log.info("gate %s/%s: candidate measured in %.0f s (test EM %.3f)", alias, version,
+                 time.perf_counter() - t0, candidate.test.exact_match)
+        t0 = time.perf_counter()
         route = self.client.route(alias)
         serving = evaluate(self.client.answerer(alias if route else "", route.stable_version if route else ""),
                            test, regression, self.s.seed)
+        log.info("gate %s/%s: serving version measured in %.0f s (test EM %.3f)", alias, version,
+                 time.perf_counter() - t0, serving.test.exact_match)
         report = gate(candidate, serving, self.s.gate_criteria())
         for role, ev in (("candidate", candidate), ("serving", serving)):
             self.m.gate_score.labels(alias, "exact_match", role).set(ev.test.exact_match)

@@ -67,7 +67,8 @@ class Retrainer:
         self.metrics = RetrainerMetrics(self.registry)
         self.producer = EventProducer(settings.kafka, "retrainer")
         token = settings.inference_admin_token.get_secret_value() if settings.inference_admin_token else None
-        self.client = InferenceClient(settings.inference_address, token, settings.prompt_template)
+        self.client = InferenceClient(settings.inference_address, token, settings.prompt_template,
+                                      settings.gate_concurrency)
         observer = CanaryObserver(settings.kafka, settings.canary_min_requests, settings.canary_max_wait_s,
                                   settings.canary_max_negative_increase)
         self.pipeline = Pipeline(settings, self.metrics, self.producer, self.client, observer)

@@ -55,6 +55,7 @@ class RetrainerSettings(BaseSettings):
     gate_max_regression_drop: float = Field(0.02, ge=0, le=1, description="Allowed drop on the regression set.")
     gate_min_robustness_ratio: float = Field(0.7, ge=0, le=1, description="Worst perturbed EM / clean EM.")
     gate_max_slice_gap: float = Field(0.6, ge=0, le=1, description="Best minus worst slice exact match.")
+    gate_concurrency: int = Field(8, ge=1, description="Gate requests in flight at once (the engine batches them).")
     gate_max_latency_p95_s: float = Field(2.0, gt=0, description="p95 generation latency through the engine.")
 
     # rollout
