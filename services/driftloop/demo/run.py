@@ -240,7 +240,7 @@ class Demo:
 
         self.timeline.event("phase: old world", f"{s.before_requests} requests")
         before = riders.run(world.sample_traffic(old, rng, s.before_requests, s.colloquial_before), "before",
-                            on_progress=self._progress("old world"))
+                            on_progress=self._progress("old world"), rate=s.rate)
         self.summary["traffic_before"] = before.to_dict()
 
         # What v0 gets right about the world to come (evaluation requests: the monitor ignores them).
@@ -325,7 +325,7 @@ class Demo:
         quiet = (tl.latest("driftloop_retrainer_run_in_progress")
                  and tl.latest("driftloop_retrainer_stage_duration_seconds_sum", stage="dataset")
                  and not tl.latest("driftloop_retrainer_stage_duration_seconds_sum", stage="gate"))
-        return self.s.training_rate if quiet else self.s.after_rate
+        return self.s.training_rate if quiet else self.s.rate
 
     def _watch_services(self, seen: dict[str, str]) -> None:
         """Progress from the services' own metrics: the trigger, then each retrainer stage."""
@@ -375,7 +375,8 @@ class Demo:
         out.mkdir(parents=True, exist_ok=True)
         self.summary["wall_seconds"] = round(time.time() - self.t0, 1)
         answers = [[round(t - self.t0, 2), phase, version, int(good)] for t, phase, version, good in self.answers]
-        data = {"summary": self.summary, "events": self.timeline.events, "samples": self.timeline.samples,
+        events = sorted(self.timeline.events, key=lambda e: e["t"])
+        data = {"summary": self.summary, "events": events, "samples": self.timeline.samples,
                 "answers": answers,
                 "settings": json.loads(self.s.model_dump_json())}
         (out / "timeline.json").write_text(json.dumps(data, indent=1, default=str))

@@ -30,8 +30,8 @@ class DemoSettings(BaseSettings):
     concurrency: int = Field(4, ge=1, description="Riders asking at the same time.")
     before_requests: int = Field(600, ge=100, description="Requests in the old world (the monitor's reference "
                                  "set comes from the first of them).")
-    after_rate: float = Field(8.0, ge=0, description="Requests per second in the changed world (0: as fast as "
-                              "the riders can).")
+    rate: float = Field(8.0, ge=0, description="Requests per second of the riders (0: as fast as they "
+                              "can); quieter while the adapter trains and is gated.")
     training_rate: float = Field(1.0, gt=0, description="Requests per second while the adapter trains and is "
                                  "gated: on a small machine the engine, the trainer and the gate share the CPU.")
     after_max_s: float = Field(900.0, gt=0, description="Longest the changed world runs while waiting for "

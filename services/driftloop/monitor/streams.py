@@ -254,7 +254,10 @@ class Stream:
         if self.episode is None:
             start = window_start
             key = f"{self.model}/{self.alias}/{self.version or 'base'}/{int(start * 1000)}"
-            self.episode = Episode(start=start, dedupe_key=key, predictions=self.s.window_size)
+            # The evidence a trigger carries: the window that fired and the rate windows behind it.
+            self.episode = Episode(start=start, dedupe_key=key, predictions=self.s.window_size,
+                                   feedback=len(self.negatives), negatives=int(sum(self.negatives)),
+                                   errors=int(sum(self.errors)))
         self.episode.quiet_windows = 0
         if self.episode.triggered or now - self.last_trigger_at < self.s.cooldown_s:
             return None

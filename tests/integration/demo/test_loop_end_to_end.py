@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 def test_world_change_is_detected_retrained_and_promoted(tmp_path: Path) -> None:
     settings = DemoSettings(run_dir=tmp_path / "run", report_dir=tmp_path / "report",
                             base_model_dir=tmp_path / "base", before_requests=400, eval_size=80,
-                            settle_requests=100, after_max_s=600, curated_rows=200, after_rate=10)
+                            settle_requests=100, after_max_s=600, curated_rows=200, rate=10)
     demo = Demo(settings, SMALL, service_env={"retrainer": {
         "DRIFTLOOP_RETRAINER_MAX_STEPS": "300", "DRIFTLOOP_RETRAINER_MIN_CORRECTIONS": "150",
         "DRIFTLOOP_RETRAINER_CANARY_MIN_REQUESTS": "30",

@@ -67,6 +67,7 @@ def test_negative_feedback_rate_needs_min_samples() -> None:
     decisions = feed(st, backend, rng, 50, 0.0, 150)
     assert len(decisions) == 1 and decisions[0].firing == ["negative_feedback_rate"]
     assert decisions[0].signals["negative_feedback_rate"].value == 1.0
+    assert (decisions[0].feedback, decisions[0].negatives) == (40, 40)  # the evidence behind the verdict
 
 
 def test_state_round_trip() -> None:
