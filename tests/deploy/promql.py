@@ -161,6 +161,14 @@ _NUMBER_RE = re.compile(r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|0[xX][0-9
 _ABSENT_RE = re.compile(r"absent(?:_over_time)?\s*\((.*)\)", re.DOTALL)
 
 
+def _after_string(expr: str, start: int) -> int:
+    """Index just past the string literal opening at ``start`` (backslash escapes, none in `raw`)."""
+    quote, end = expr[start], start + 1
+    while end < len(expr) and expr[end] != quote:
+        end += 2 if expr[end] == "\\" and quote != "`" else 1
+    return end + 1
+
+
 def _top_level_operators(expr: str) -> list[tuple[int, int, str]]:
     """(start, end, operator) of every binary set or comparison operator outside (), [], {} and strings."""
     out: list[tuple[int, int, str]] = []
@@ -168,10 +176,7 @@ def _top_level_operators(expr: str) -> list[tuple[int, int, str]]:
     while i < n:
         c = expr[i]
         if c in "\"'`":
-            end = i + 1
-            while end < n and expr[end] != c:
-                end += 2 if expr[end] == "\\" and c != "`" else 1
-            i = end + 1
+            i = _after_string(expr, i)
             continue
         if c == "#":  # a comment runs to the end of the line
             end = expr.find("\n", i)
@@ -205,10 +210,7 @@ def _matching_paren(expr: str, start: int) -> int:
     while i < len(expr):
         c = expr[i]
         if c in "\"'`":
-            end = i + 1
-            while end < len(expr) and expr[end] != c:
-                end += 2 if expr[end] == "\\" and c != "`" else 1
-            i = end + 1
+            i = _after_string(expr, i)
             continue
         if c in "([{":
             depth += 1

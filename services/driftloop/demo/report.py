@@ -58,21 +58,19 @@ def plot_loop(data: dict, path: Path) -> None:
     ax.set_ylabel("share")
     ax.set_title("driftloop demo: the transit world changes, the loop detects, retrains, gates and swaps")
 
-    ax = axes[1]
-    x, y = _series(samples, "driftloop_monitor_drift_statistic", detector="input_embedding")
-    ax.plot(x, y, color="tab:blue", label="input drift: MMD² of prompt embeddings")
-    x, y = _series(samples, "driftloop_monitor_drift_statistic_threshold", detector="input_embedding")
-    ax.plot(x, y, color="tab:gray", linestyle=":", label="threshold (permutation quantile)")
-    ax.set_ylabel("MMD²")
-
-    ax = axes[2]
-    x, y = _series(samples, "driftloop_monitor_rate", detector="negative_feedback_rate")
-    ax.plot(x, y, color="tab:red", label="negative-feedback rate")
-    x, y = _series(samples, "driftloop_monitor_rate_threshold", detector="negative_feedback_rate")
-    ax.plot(x, y, color="tab:gray", linestyle=":", label="threshold")
-    x, y = _series(samples, "driftloop_monitor_rate", detector="error_rate")
-    ax.plot(x, y, color="black", alpha=0.6, label="error rate")
-    ax.set_ylabel("ratio")
+    threshold = {"color": "tab:gray", "linestyle": ":"}
+    for ax, lines, unit in (
+        (axes[1], [("driftloop_monitor_drift_statistic", "input_embedding", "input drift: MMD² of prompt embeddings",
+                    {"color": "tab:blue"}),
+                   ("driftloop_monitor_drift_statistic_threshold", "input_embedding",
+                    "threshold (permutation quantile)", threshold)], "MMD²"),
+        (axes[2], [("driftloop_monitor_rate", "negative_feedback_rate", "negative-feedback rate", {"color": "tab:red"}),
+                   ("driftloop_monitor_rate_threshold", "negative_feedback_rate", "threshold", threshold),
+                   ("driftloop_monitor_rate", "error_rate", "error rate", {"color": "black", "alpha": 0.6})], "ratio"),
+    ):
+        for name, detector, label, style in lines:
+            ax.plot(*_series(samples, name, detector=detector), label=label, **style)
+        ax.set_ylabel(unit)
     ax.set_xlabel("seconds since the demo started")
     for ax in axes:
         used: set[str] = set()

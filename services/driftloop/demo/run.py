@@ -104,7 +104,7 @@ def eval_sets(new: dict, facts: set, n: int, seed: int) -> tuple[list[world.QA],
     rng = random.Random(seed + 1000)
     changed = world.sample_traffic(new, rng, n, colloquial_share=0.6, focus=facts, focus_share=1.0)
     pool = [q for q in world.all_qa(new) if (q.route, q.kind) not in facts]
-    unchanged = [q for q in rng.sample(pool, n)]
+    unchanged = rng.sample(pool, n)
     return changed, unchanged
 
 
