@@ -59,15 +59,17 @@ kafka-down: ## Stop the local Kafka broker
 SERVING_TESTS := tests --ignore=tests/unit/monitor --ignore=tests/integration/monitor --ignore=tests/unit/report
 MONITOR_TESTS := tests/unit/core tests/integration/core $(wildcard tests/unit/monitor tests/integration/monitor tests/unit/report)
 
+# Both suites always run (the second even when the first failed); both summaries are printed at the
+# end and the target fails if either did (tools/run_suites.sh).
 .PHONY: test
 test: env kafka-jars deploy-tools ## Set everything up and run the whole test suite
-	$(SPY) -m pytest $(PYTEST_FLAGS) $(SERVING_TESTS)
-	$(MPY) -m pytest $(PYTEST_FLAGS) $(MONITOR_TESTS)
+	tools/run_suites.sh serving "$(SPY) -m pytest $(PYTEST_FLAGS) $(SERVING_TESTS)" \
+		monitor "$(MPY) -m pytest $(PYTEST_FLAGS) $(MONITOR_TESTS)"
 
 .PHONY: test-unit
 test-unit: env ## Unit tests only (no broker, no engine)
-	$(SPY) -m pytest $(PYTEST_FLAGS) tests/unit --ignore=tests/unit/monitor --ignore=tests/unit/report
-	$(MPY) -m pytest $(PYTEST_FLAGS) tests/unit/core $(wildcard tests/unit/monitor tests/unit/report)
+	tools/run_suites.sh serving-unit "$(SPY) -m pytest $(PYTEST_FLAGS) tests/unit --ignore=tests/unit/monitor --ignore=tests/unit/report" \
+		monitor-unit "$(MPY) -m pytest $(PYTEST_FLAGS) tests/unit/core $(wildcard tests/unit/monitor tests/unit/report)"
 
 .PHONY: lint
 lint: $(SERVING)/.synced ## Check style (changes nothing)

@@ -129,9 +129,17 @@ class Pipeline:
         n_replay = int(self.s.replay_share * max(len(corrections), 1))
         replay = rng.sample(replay_pool, min(n_replay, len(replay_pool)))
         rows, report = clean(corrections + confirmed + curated + replay)
-        return rows, {"corrections": len(corrections), "confirmed": len(confirmed), "curated": len(curated),
-                      "replay": len(replay),
-                      "cleaning": asdict(report), "summary": report.summary()}
+        fresh = sum(r.source == "feedback" for r in rows)
+        keep = len(rows) - fresh
+        info = {"corrections": len(corrections), "confirmed": len(confirmed), "curated": len(curated),
+                "replay": len(replay), "fresh_rows": fresh, "keep_rows": keep,
+                "cleaning": asdict(report), "summary": report.summary()}
+        if fresh and keep < self.s.replay_ratio * fresh:
+            info["warning"] = (f"only {keep} rows of unchanged behaviour for {fresh} corrections (replay ratio "
+                               f"{self.s.replay_ratio}): each is rehearsed more often, and slices they do not cover "
+                               "may be forgotten; add curated rows or confirmed answers")
+            log.warning("trigger %s: %s", trigger.trigger_id, info["warning"])
+        return rows, info
 
     def run(self, trigger: events_pb2.RetrainTrigger) -> RunOutcome:
         alias, version = trigger.adapter_alias, version_for(trigger.trigger_id)
@@ -164,8 +172,7 @@ class Pipeline:
                 f.write(json.dumps({"question": ex.question, "answer": ex.answer, "slice": ex.slice}) + "\n")
 
         t0 = time.perf_counter()
-        regression = [r for r in parts["test"] if r.source != "feedback"]  # behaviour that should not change
-        report = self._gate(alias, version, staging, parts["test"], regression)
+        report = self._gate(alias, version, staging, parts["test"])
         self.m.stage_seconds.labels("gate").observe(time.perf_counter() - t0)
         self.m.gate.labels(alias, "passed" if report.passed else "rejected").inc()
         (run_dir / "gate.md").write_text(report.summary() + "\n")
@@ -180,14 +187,13 @@ class Pipeline:
             return RunOutcome(trigger.trigger_id, alias, version, "rejected", report.summary())
         return self._rollout(trigger, version)
 
-    def _gate(self, alias: str, version: str, staging: Path, test: list[Example],
-              regression: list[Example]) -> GateReport:
+    def _gate(self, alias: str, version: str, staging: Path, test: list[Example]) -> GateReport:
         eval_alias = f"{alias}.gate"
         rel = staging.relative_to(self.s.adapter_root).as_posix()
         self.client.load(eval_alias, version, rel)
         t0 = time.perf_counter()
         try:
-            candidate: Evaluation = evaluate(self.client.answerer(eval_alias, version), test, regression, self.s.seed)
+            candidate: Evaluation = evaluate(self.client.answerer(eval_alias, version), test, self.s.seed)
         finally:
             self.client.unload(eval_alias, version)
         log.info("gate %s/%s: candidate measured in %.0f s (test EM %.3f)", alias, version,
@@ -195,13 +201,14 @@ class Pipeline:
         t0 = time.perf_counter()
         route = self.client.route(alias)
         serving = evaluate(self.client.answerer(alias if route else "", route.stable_version if route else ""),
-                           test, regression, self.s.seed)
+                           test, self.s.seed)
         log.info("gate %s/%s: serving version measured in %.0f s (test EM %.3f)", alias, version,
                  time.perf_counter() - t0, serving.test.exact_match)
         report = gate(candidate, serving, self.s.gate_criteria())
         for role, ev in (("candidate", candidate), ("serving", serving)):
             self.m.gate_score.labels(alias, "exact_match", role).set(ev.test.exact_match)
             self.m.gate_score.labels(alias, "regression_exact_match", role).set(ev.regression.exact_match)
+            self.m.gate_score.labels(alias, "corrections_exact_match", role).set(ev.fresh.exact_match)
         return report
 
     def _publish(self, alias: str, action: str, stable: str, canary: str = "", weight: float = 0.0,

@@ -22,7 +22,11 @@ class RetrainerSettings(BaseSettings):
     adapter_root: Path = Field(Path("artifacts/adapters"), description="Registry root, shared with inference.")
     state_dir: Path = Field(Path(".run/retrainer"), description="Trigger outcomes and run directories.")
     curated_data: Path | None = Field(None, description="JSONL of curated {question, answer, slice} rows.")
-    replay_share: float = Field(0.5, ge=0, le=1, description="Share of the training set drawn from older data.")
+    replay_share: float = Field(0.5, ge=0, le=1, description="Rows drawn from older versions' training data, as a "
+                                "share of the corrections.")
+    replay_ratio: float = Field(6.0, ge=0, description="Rows of unchanged behaviour (curated, confirmed, replay) "
+                                "rehearsed per correction in every training batch: what keeps the adapter from "
+                                "forgetting what did not change. 0: batches drawn uniformly from all rows.")
     lookback_s: float = Field(7 * 86400, gt=0, description="How far back corrections are collected.")
     use_confirmed: bool = Field(True, description="Also train on answers riders rated positive since the episode "
                                 "began (behaviour to keep).")
@@ -73,7 +77,8 @@ class RetrainerSettings(BaseSettings):
         return TrainConfig(rank=self.lora_rank, alpha=self.lora_alpha, dropout=self.lora_dropout,
                            lr=self.learning_rate, batch_size=self.batch_size, max_steps=self.max_steps,
                            eval_every=self.eval_every, patience=self.patience, seed=self.seed,
-                           prompt_template=self.prompt_template, threads=self.train_threads)
+                           prompt_template=self.prompt_template, threads=self.train_threads,
+                           fresh_share=1 / (1 + self.replay_ratio) if self.replay_ratio else 0.0)
 
     def gate_criteria(self) -> GateCriteria:
         return GateCriteria(self.gate_min_exact_match, self.gate_min_margin, self.gate_max_regression_drop,

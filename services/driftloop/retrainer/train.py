@@ -36,6 +36,8 @@ class TrainConfig:
     max_len: int = 128
     prompt_template: str = PROMPT_TEMPLATE
     threads: int = 0  # CPU threads (0: torch's default)
+    fresh_share: float = 1 / 7  # share of each batch drawn from fresh rows (corrections); 0: uniform over all rows
+    deterministic: bool = True  # torch.use_deterministic_algorithms during training
 
 
 @dataclass
@@ -93,6 +95,21 @@ def greedy_answers(model, tok, questions: list[str], template: str = PROMPT_TEMP
     return out
 
 
+def mixed_batch(rng: random.Random, fresh: list, keep: list, size: int, fresh_share: float) -> list:
+    """One training batch. With ``fresh_share`` > 0 and both kinds present, that share of the batch
+    comes from the fresh rows (what changed) and the rest from the rows to keep (curated, confirmed,
+    replay), whatever their numbers: a small set of corrections is still learnt, and every step
+    still rehearses unchanged behaviour, which is what keeps the adapter from forgetting it."""
+    if fresh_share <= 0 or not fresh or not keep:
+        rows = fresh + keep
+        return rng.sample(rows, min(size, len(rows)))
+    n_fresh = max(1, min(size - 1, round(size * fresh_share)))
+
+    def draw(rows: list, n: int) -> list:  # without replacement when there are enough rows
+        return rng.sample(rows, n) if len(rows) >= n else rng.choices(rows, k=n)
+    return draw(fresh, n_fresh) + draw(keep, size - n_fresh)
+
+
 def _pairs(rows: list[Example], template: str) -> list[tuple[str, str]]:
     return [(render_prompt(r.question, template), " " + r.answer) for r in rows]
 
@@ -112,11 +129,16 @@ def train_lora(base_dir: Path, train: list[Example], val: list[Example], out_dir
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(cfg.deterministic)
     tok = AutoTokenizer.from_pretrained(base_dir)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(device)
     model = get_peft_model(model, LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                                              target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))
-    rows = encode_pairs(tok, _pairs(train, cfg.prompt_template), cfg.max_len)
+    fresh = [r for r in train if r.source == "feedback"]
+    keep = [r for r in train if r.source != "feedback"]
+    fresh_rows = encode_pairs(tok, _pairs(fresh, cfg.prompt_template), cfg.max_len)
+    keep_rows = encode_pairs(tok, _pairs(keep, cfg.prompt_template), cfg.max_len)
     val_rows = encode_pairs(tok, _pairs(val, cfg.prompt_template), cfg.max_len)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
     warmup = max(1, cfg.max_steps // 20)
@@ -144,7 +166,7 @@ def train_lora(base_dir: Path, train: list[Example], val: list[Example], out_dir
     model.train()
     step = 0
     for step in range(1, cfg.max_steps + 1):
-        batch = rng.sample(rows, min(cfg.batch_size, len(rows)))
+        batch = mixed_batch(rng, fresh_rows, keep_rows, cfg.batch_size, cfg.fresh_share)
         ids, labels, mask = collate(batch, tok.pad_token_id, device)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
@@ -168,6 +190,7 @@ def train_lora(base_dir: Path, train: list[Example], val: list[Example], out_dir
                     stopped_early = True
                     break
     bar.close()
+    torch.use_deterministic_algorithms(was_deterministic)
     result = TrainResult(step, best_step, best, stopped_early, time.perf_counter() - t0, device, history)
     (out_dir / "training.json").write_text(json.dumps({"config": asdict(cfg), "result": asdict(result)}, indent=2))
     return result

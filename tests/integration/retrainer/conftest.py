@@ -4,7 +4,7 @@ the real broker, and the retrainer as a process."""
 from __future__ import annotations
 
 import json
-import random
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +42,13 @@ def loop(kafka_broker, tmp_path_factory) -> Iterator[Loop]:
     old = world.old_world(SMALL.world_seed)
     _, facts = world.new_world(old)
     unchanged = [q for q in world.all_qa(old) if (q.route, q.kind) not in facts and not q.held_out]
+    # The agency's curated FAQ: every unchanged fact in its trained phrasings. With it as replay the
+    # candidate forgets (almost) nothing, so these tests check the loop's mechanics, not an ML outcome
+    # near a threshold (offline, 5 seeds × 1 and 2 threads: regression drop 0–0.022, corrections EM
+    # 0.67–0.82 against serving's 0).
     curated = root / "curated.jsonl"
-    rng = random.Random(0)
     curated.write_text("".join(json.dumps({"question": q.question, "answer": q.answer, "slice": q.kind}) + "\n"
-                               for q in rng.sample(unchanged, 240)))
+                               for q in unchanged))
     env = {
         "DRIFTLOOP_KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap,
         "DRIFTLOOP_INFERENCE_MODEL_PATH": str(base), "DRIFTLOOP_INFERENCE_MODEL_NAME": "transit-small",
@@ -78,14 +81,18 @@ def retrainer_env(loop: Loop, kafka_broker, group: str, **extra: str) -> dict[st
         "DRIFTLOOP_RETRAINER_INFERENCE_ADDRESS": loop.server.grpc_address,
         "DRIFTLOOP_RETRAINER_INFERENCE_ADMIN_TOKEN": ADMIN_TOKEN,
         "DRIFTLOOP_RETRAINER_METRICS_PORT": "0",
-        "DRIFTLOOP_RETRAINER_MAX_STEPS": "250",
-        "DRIFTLOOP_RETRAINER_LORA_RANK": "16",
-        "DRIFTLOOP_RETRAINER_GATE_MIN_EXACT_MATCH": "0.4",
-        "DRIFTLOOP_RETRAINER_GATE_MIN_MARGIN": "0.15",
-        "DRIFTLOOP_RETRAINER_GATE_MAX_REGRESSION_DROP": "0.1",
-        # The 2-layer test model is brittle under typos (EM 0.16 vs 0.87 clean; serving: 0.11): the
-        # criterion is exercised by unit tests, here the loop mechanics are. Production default: 0.7.
-        "DRIFTLOOP_RETRAINER_GATE_MIN_ROBUSTNESS_RATIO": "0.1",
+        # Fixed threads (the engine's OpenMP thread spins on the other core); the pass-rate measurement
+        # also runs these tests with 2.
+        "DRIFTLOOP_RETRAINER_TRAIN_THREADS": os.environ.get("DRIFTLOOP_TEST_TRAIN_THREADS", "1"),
+        # Gate: production defaults for the EM floor; the gain over serving (measured on held-out
+        # corrections, where serving scores 0) and the regression drop with at least 2x room over
+        # the spread measured offline (see the curated FAQ above).
+        "DRIFTLOOP_RETRAINER_GATE_MIN_MARGIN": "0.3",
+        "DRIFTLOOP_RETRAINER_GATE_MAX_REGRESSION_DROP": "0.05",
+        # The 2-layer test model cannot read typos (perturbed EM 0.09-0.16 against 0.9-0.97 clean, for
+        # serving as for candidates): a floor would make these tests hinge on that noise. The criterion
+        # is exercised by unit tests; here the loop's mechanics are. Production default: 0.7.
+        "DRIFTLOOP_RETRAINER_GATE_MIN_ROBUSTNESS_RATIO": "0.0",
         "DRIFTLOOP_RETRAINER_GATE_MAX_SLICE_GAP": "1.0",
         "DRIFTLOOP_RETRAINER_CANARY_WEIGHT": "0.5",
         "DRIFTLOOP_RETRAINER_CANARY_MIN_REQUESTS": "20",

@@ -145,6 +145,10 @@ def test_bad_candidate_is_rejected_and_never_served(loop, kafka_broker, kafka_se
         v = registry.get(alias, version)
         assert v.status == "rejected", v.metadata.get("gate_summary")
         print(v.metadata["gate_summary"])
+        # Shuffled corrections cannot be learnt: no gain where serving was wrong, and the report says so.
+        checks = v.metadata["gate"]["checks"]
+        assert not checks["margin_over_serving"]["ok"], v.metadata["gate_summary"]
+        assert "did not learn the corrections" in v.metadata["gate_summary"]
         listed = loop.server.admin.ListAdapters(pb.ListAdaptersRequest(adapter_alias=alias), metadata=ADMIN_MD)
         assert listed.routes[0].stable_version == "v0" and not listed.routes[0].canary_version
         assert [x.version for x in listed.versions] == ["v0"]  # never loaded for traffic

@@ -60,3 +60,29 @@ def test_conflicts_prefer_corrections_then_confirmed_answers() -> None:
     assert {(r.question, r.answer) for r in kept} == {(q, "Route 12 runs every 15 minutes."),
                                                       ("how often is route 12", "Route 12 runs every 15 minutes.")}
     assert report.removed["conflict"] == 3
+
+
+def test_every_batch_rehearses_unchanged_behaviour_in_a_fixed_share() -> None:
+    import random
+
+    from driftloop.retrainer.train import mixed_batch
+
+    rng = random.Random(0)
+    fresh, keep = [("f", i) for i in range(200)], [("k", i) for i in range(1200)]
+    for _ in range(20):
+        batch = mixed_batch(rng, fresh, keep, 32, 1 / 7)
+        assert len(batch) == 32 and sum(kind == "f" for kind, _ in batch) == 5 and len(set(batch)) == 32
+    # Few rows of one kind: they are repeated, the share holds.
+    batch = mixed_batch(rng, fresh[:2], keep, 32, 0.5)
+    assert sum(kind == "f" for kind, _ in batch) == 16
+    # Share 0 or one kind missing: uniform over what there is.
+    assert len(mixed_batch(rng, fresh, keep, 32, 0.0)) == 32
+    assert mixed_batch(rng, [], keep[:10], 32, 0.5) and len(mixed_batch(rng, [], keep[:10], 32, 0.5)) == 10
+
+
+def test_replay_ratio_sets_the_fresh_share_of_a_batch() -> None:
+    from driftloop.retrainer.settings import RetrainerSettings
+
+    assert RetrainerSettings().train_config().fresh_share == 1 / 7
+    assert RetrainerSettings(replay_ratio=3).train_config().fresh_share == 0.25
+    assert RetrainerSettings(replay_ratio=0).train_config().fresh_share == 0.0

@@ -43,9 +43,11 @@ def test_slices_and_gap() -> None:
     assert s.by_slice == {"detour": 1.0, "fare": 0.5} and s.slice_gap == 0.5
 
 
-def _eval(em: float, reg: float, robust: float = 1.0, p95: float = 0.1) -> Evaluation:
+def _eval(em: float, reg: float, robust: float = 1.0, p95: float = 0.1, fresh: float | None = None,
+          missed: tuple = ()) -> Evaluation:
     s = Scores(100, em, em, em, {"a": em, "b": em})
-    return Evaluation(s, Scores(50, reg, reg, reg), {"case": Scores(100, em * robust, 0, 0)}, 0.05, p95)
+    return Evaluation(s, Scores(50, reg, reg, reg, missed=list(missed)), {"case": Scores(100, em * robust, 0, 0)},
+                      0.05, p95, Scores(30, em if fresh is None else fresh, 0, 0))
 
 
 def test_gate_decisions() -> None:
@@ -60,6 +62,36 @@ def test_gate_decisions() -> None:
     assert "PASSED" in report.summary() and report.to_dict()["checks"]["margin_over_serving"]["ok"]
 
 
+def test_margin_is_measured_on_held_out_corrections() -> None:
+    """Replay of unchanged behaviour fills the test set with rows serving already gets right; the gain
+    is measured where serving was wrong, so that replay cannot hide (or fake) it."""
+    c = GateCriteria(min_exact_match=0.6, min_margin_over_serving=0.1, max_regression_drop=0.02)
+    # Whole test set barely better (0.93 vs 0.90), corrections learnt (0.8 vs 0.0): passes.
+    report = gate(_eval(0.93, 0.95, fresh=0.8), _eval(0.90, 0.95, fresh=0.0), c)
+    assert report.passed and report.checks["margin_over_serving"]["value"] == pytest.approx(0.8)
+    assert "30 held-out corrections" in report.checks["margin_over_serving"]["rule"]
+    # Whole test set much better, corrections not learnt: rejected, and the summary says so.
+    report = gate(_eval(0.95, 0.95, fresh=0.1), _eval(0.5, 0.95, fresh=0.05), c)
+    assert not report.passed and report.failed == ["margin_over_serving"]
+    assert "did not learn the corrections" in report.summary()
+    # No corrections held out (a trigger from drift alone): the whole test set.
+    no_fresh = _eval(0.9, 0.95)
+    no_fresh.fresh = Scores(0, 0.0, 0.0, 0.0)
+    assert gate(no_fresh, _eval(0.5, 0.95), c).checks["margin_over_serving"]["rule"].endswith("held-out rows")
+
+
+def test_a_regression_is_named_forgetting_with_the_slices_it_hit() -> None:
+    c = GateCriteria(min_exact_match=0.6, min_margin_over_serving=0.05, max_regression_drop=0.02)
+    lost = [("Is route 7 on a detour?", "detour"), ("any detour on route 10", "detour"), ("fare for route 3?", "fare")]
+    serving = _eval(0.2, 0.98, fresh=0.0, missed=[("hard one", "fare")])
+    report = gate(_eval(0.9, 0.90, fresh=0.9, missed=[*lost, ("hard one", "fare")]), serving, c)
+    assert not report.passed and report.failed == ["regression_drop"]
+    text = report.summary()
+    assert text.startswith("Gate REJECTED on regression_drop")
+    assert "forgetting: the candidate gets 3 of 50 unchanged answers wrong" in text
+    assert "by slice: detour 2, fare 1" in text and "REPLAY_RATIO" in text
+
+
 def test_evaluate_with_an_answerer() -> None:
     rows = [Example(f"How often does route {i} run?", f"Route {i} runs every 10 minutes.", slice="frequency")
             for i in range(10)]
@@ -68,9 +100,14 @@ def test_evaluate_with_an_answerer() -> None:
     def answer(questions):
         return [truth.get(q.lower(), "I don't know.") for q in questions], [0.01] * len(questions)
 
-    ev = evaluate(answer, rows, rows[:3])
-    assert ev.test.exact_match == 1.0 and ev.robustness["case"].exact_match == 1.0
+    rows = [r if i % 3 else Example(r.question, "Route 0 runs every 99 minutes.", "curated", r.slice)
+            for i, r in enumerate(rows)]
+    ev = evaluate(answer, rows)
+    assert ev.robustness["case"].exact_match == ev.test.exact_match == 0.6  # rows 0, 3, 6, 9 disagree
     assert ev.robustness["typo"].exact_match == 0.0 and ev.latency_p95_s == 0.01
+    assert (ev.fresh.n, ev.fresh.exact_match) == (6, 1.0)  # corrections (source feedback) held out
+    assert (ev.regression.n, ev.regression.exact_match) == (4, 0.0)  # the rest: behaviour to keep
+    assert [q for q, _ in ev.regression.missed] == [rows[i].question for i in (0, 3, 6, 9)]
 
 
 def test_registry_immutable_versions_and_status(tmp_path: Path) -> None:
