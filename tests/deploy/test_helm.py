@@ -30,11 +30,12 @@ VALUE_SETS = {
     "everything-on": ["--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true",
                       "--set", "grafana.dashboards.enabled=true", "--set", "inference.autoscaling.enabled=true",
                       "--set", "inference.pdb.enabled=true", "--set", "monitor.persistence.enabled=false",
-                      "--set", "monitor.replicas=3", "--set", "adapters.persistence.enabled=false",
+                      "--set", "monitor.replicas=1", "--set", "adapters.persistence.enabled=false",
                       "--set", "kafka.tls.clientSecret=kafka-user", "--set", "kafka.tls.caSecret=kafka-ca",
                       "--set-json", 'model.initContainers=[{"name": "fetch-model", "image": "busybox:1.37", '
                                     '"command": ["true"]}]'],
     "monitor-only": ["--set", "inference.enabled=false", "--set", "retrainer.enabled=false"],
+    "insecure-admin": ["--set", "auth.allowUnauthenticatedAdmin=true"],
 }
 
 
@@ -93,14 +94,14 @@ def test_manifests_validate_against_kubernetes_schemas(run, rendered, tmp_path, 
 def test_values_schema_rejects_bad_values(run):
     for bad in (["--set", "inference.engine=tgi"], ["--set", "kafka.securityProtocol=TLS"],
                 ["--set", "inference.replcas=2"], ["--set", "monitor.backend=river"],
-                ["--set", "inference.vllm.gpuMemoryUtilization=1.5"]):
+                ["--set", "inference.vllm.gpuMemoryUtilization=1.5"],
+                # two monitors would split every stream's state and raise two triggers per episode
+                ["--set", "monitor.replicas=2"], ["--set", "inference.maxConcurrentRpcs=0"]):
         out = run("helm", "template", "dl", str(CHART), *bad)
         assert out.returncode != 0 and "schema" in out.stderr, bad
 
 
 def test_chart_refuses_inconsistent_values(run):
-    out = run("helm", "template", "dl", str(CHART), "--set", "monitor.replicas=2")
-    assert out.returncode != 0 and "monitor.persistence.enabled=false" in out.stderr
     out = run("helm", "template", "dl", str(CHART), "--set", "tls.enabled=true")
     assert out.returncode != 0 and "tls.existingSecret" in out.stderr
 
@@ -148,7 +149,7 @@ def test_environment_names_are_settings(rendered, values):
 def test_default_release(rendered):
     docs = rendered["default"]
     kinds = {d["kind"] for d in docs}
-    assert kinds == {"ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Service", "Deployment"}
+    assert kinds == {"ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Service", "Deployment", "Secret"}
 
     inf = one(docs, "Deployment", "dl-driftloop-inference")
     c = container(inf)
@@ -156,12 +157,14 @@ def test_default_release(rendered):
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"grpc": 50051, "metrics": 9400}
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert c[probe]["grpc"] == {"port": 50051, "service": ""}, probe
-    assert [e["name"] for e in c["env"]] == ["DRIFTLOOP_INFERENCE_REPLICA"]
+    assert [e["name"] for e in c["env"]] == ["DRIFTLOOP_INFERENCE_REPLICA", "DRIFTLOOP_INFERENCE_ADMIN_TOKEN"]
     assert {r["configMapRef"]["name"] for r in c["envFrom"]} == {"dl-driftloop-kafka", "dl-driftloop-inference"}
     cm = one(docs, "ConfigMap", "dl-driftloop-inference")["data"]
     assert cm["DRIFTLOOP_INFERENCE_HOST"] == "0.0.0.0" and cm["DRIFTLOOP_INFERENCE_PORT"] == "50051"
     assert cm["DRIFTLOOP_INFERENCE_SPOOL_MAX_BYTES"] == "268435456"
     assert cm["DRIFTLOOP_INFERENCE_GPU_MEMORY_UTILIZATION"] == "0.9"
+    assert cm["DRIFTLOOP_INFERENCE_MAX_CONCURRENT_RPCS"] == "256"
+    assert "DRIFTLOOP_INFERENCE_ALLOW_UNAUTHENTICATED_ADMIN" not in cm
     assert inf["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
 
     mon = one(docs, "Deployment", "dl-driftloop-monitor")
@@ -192,7 +195,28 @@ def test_default_release(rendered):
         svc = one(docs, "Service", f"dl-driftloop-{name}")
         assert {p["name"]: p["port"] for p in svc["spec"]["ports"]}["metrics"] == port
         assert svc["spec"]["selector"]["app.kubernetes.io/component"] == name
+
+
+def test_admin_token_is_generated_when_none_is_given(rendered):
+    """Secure by default: with no token and no existingSecret the chart generates one (lookup keeps it
+    across upgrades) and both inference and the retrainer read it from the chart's Secret."""
+    docs = rendered["default"]
+    secret = one(docs, "Secret", "dl-driftloop")
+    token = base64.b64decode(secret["data"]["admin-token"]).decode()
+    assert len(token) == 40 and token.isalnum() and set(secret["data"]) == {"admin-token"}
+    for name, var in (("inference", "DRIFTLOOP_INFERENCE_ADMIN_TOKEN"),
+                      ("retrainer", "DRIFTLOOP_RETRAINER_INFERENCE_ADMIN_TOKEN")):
+        env = {e["name"]: e for e in container(one(docs, "Deployment", f"dl-driftloop-{name}"))["env"]}
+        assert env[var]["valueFrom"]["secretKeyRef"] == {"name": "dl-driftloop", "key": "admin-token"}, name
+
+
+def test_insecure_admin_only_by_explicit_switch(rendered):
+    docs = rendered["insecure-admin"]
     assert not find(docs, "Secret")
+    cm = one(docs, "ConfigMap", "dl-driftloop-inference")["data"]
+    assert cm["DRIFTLOOP_INFERENCE_ALLOW_UNAUTHENTICATED_ADMIN"] == "true"
+    env = [e["name"] for e in container(one(docs, "Deployment", "dl-driftloop-inference"))["env"]]
+    assert "DRIFTLOOP_INFERENCE_ADMIN_TOKEN" not in env
 
 
 def test_production_gpu_release(rendered):
@@ -309,6 +333,15 @@ def test_inline_secrets_and_tls(rendered):
     probe = c["readinessProbe"]["exec"]["command"]
     assert probe[0] == "driftloop-grpc-health" and "--tls-ca" in probe
     assert probe[probe.index("--server-name") + 1] == "dl-driftloop-inference.driftloop.svc"
+    # the retrainer dials inference over TLS, verifying it with the CA and the Service's name
+    rcm = one(docs, "ConfigMap", "dl-driftloop-retrainer")["data"]
+    assert rcm["DRIFTLOOP_RETRAINER_INFERENCE_TLS"] == "true"
+    assert rcm["DRIFTLOOP_RETRAINER_INFERENCE_CA_FILE"] == "/etc/driftloop/tls/tls.crt"
+    assert rcm["DRIFTLOOP_RETRAINER_INFERENCE_SERVER_NAME"] == "dl-driftloop-inference.driftloop.svc"
+    rmount = next(m for m in container(ret)["volumeMounts"] if m["name"] == "tls")
+    assert rmount == {"name": "tls", "mountPath": "/etc/driftloop/tls", "readOnly": True}
+    rvols = {v["name"]: v for v in ret["spec"]["template"]["spec"]["volumes"]}
+    assert rvols["tls"]["secret"]["secretName"] == "dl-driftloop-tls"
     # config and secret changes roll the pods
     annotations = inf["spec"]["template"]["metadata"]["annotations"]
     assert {"checksum/config", "checksum/secret"} <= set(annotations)
@@ -319,7 +352,7 @@ def test_everything_on(rendered):
     hpa = one(docs, "HorizontalPodAutoscaler", "dl-driftloop-inference")
     assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
     mon = one(docs, "Deployment", "dl-driftloop-monitor")
-    assert mon["spec"]["replicas"] == 3 and mon["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert mon["spec"]["replicas"] == 1 and mon["spec"]["strategy"]["type"] == "Recreate"
     assert not find(docs, "PersistentVolumeClaim", "dl-driftloop-adapters")
     kafka = one(docs, "ConfigMap", "dl-driftloop-kafka")["data"]
     assert kafka["DRIFTLOOP_KAFKA_SSL_CERTFILE"] == "/etc/driftloop/kafka-client/client.crt"

@@ -1,4 +1,5 @@
-"""Integration fixtures: one real Kafka broker per test session, on free ports."""
+"""Integration fixtures: one real Kafka broker per test session, on free ports, and one real
+inference service (vLLM engine) on a tiny model, shared by every suite that needs a plain one."""
 
 from __future__ import annotations
 
@@ -33,3 +34,23 @@ def unique() -> Callable[[str], str]:
     """Names unique to this test (consumer groups, request ids)."""
     run = uuid.uuid4().hex[:8]
     return lambda prefix: f"{prefix}-{run}"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory):
+    from tests.integration.inference.conftest import build_model_files  # serving environment only
+
+    return build_model_files(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="session")
+def inference_server(tiny_model, kafka_broker, tmp_path_factory):
+    from tests.integration.inference.conftest import inference_env, start_server
+
+    state = tmp_path_factory.mktemp("inference")
+    server = start_server("inference", inference_env(tiny_model, kafka_broker, state), state / "server.log")
+    try:
+        yield server
+    finally:
+        server.channel.close()
+        server.process.stop()

@@ -71,8 +71,28 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* true when the chart's own Secret has at least one key */}}
 {{- define "driftloop.ownSecretNeeded" -}}
-{{- if or (and .Values.auth.adminToken (not .Values.auth.existingSecret)) (and .Values.kafka.sasl.password (not .Values.kafka.sasl.existingSecret)) -}}
+{{- if or (include "driftloop.ownAdminToken" .) (and .Values.kafka.sasl.password (not .Values.kafka.sasl.existingSecret)) -}}
 true
+{{- end -}}
+{{- end -}}
+
+{{/* true when the chart's own Secret holds the admin token (given inline, or generated) */}}
+{{- define "driftloop.ownAdminToken" -}}
+{{- if and (not .Values.auth.existingSecret) (not .Values.auth.allowUnauthenticatedAdmin) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The admin token the chart stores: the inline one, else the one an earlier release generated
+(kept across upgrades), else a new random one. */}}
+{{- define "driftloop.adminTokenValue" -}}
+{{- if .Values.auth.adminToken -}}
+{{- .Values.auth.adminToken -}}
+{{- else -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "driftloop.secretName" .) -}}
+{{- if and $existing $existing.data (hasKey $existing.data "admin-token") -}}
+{{- index $existing.data "admin-token" | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 40 -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -87,7 +107,7 @@ key: admin-token
 {{- end -}}
 
 {{- define "driftloop.hasAdminToken" -}}
-{{- if or .Values.auth.adminToken .Values.auth.existingSecret -}}true{{- end -}}
+{{- if or .Values.auth.existingSecret (not .Values.auth.allowUnauthenticatedAdmin) -}}true{{- end -}}
 {{- end -}}
 
 {{- define "driftloop.tlsSecretName" -}}

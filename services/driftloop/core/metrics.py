@@ -16,6 +16,10 @@ disable_created_metrics()
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
+# What the retrainer does with a consumed trigger; the refusals are dead-lettered with the same name.
+TRIGGER_RESULTS = ("accepted", "duplicate", "invalid", "invalid_identifier", "stale", "unknown_alias")
+
+
 class EventMetrics:
     """The event pipeline (spool → Kafka) of any producing service."""
 
@@ -39,6 +43,15 @@ class EventMetrics:
         # Exported at 0 from the start: increase() (alert DriftloopEventsDropped, the dashboard)
         # sees the first drop, and "no drops" reads 0, not "no data".
         self.dropped.labels(service, "spool_full")
+        self.rejected = Counter(
+            "driftloop_events_rejected_total", "Events Kafka refused for good (e.g. MessageSizeTooLargeError), "
+            "moved out of the spool's head so the rest keeps flowing.", ["service", "reason"], registry=registry,
+        )
+        self.rejected.labels(service, "MessageSizeTooLargeError")  # at 0: the first rejection is an increase()
+        self.set_aside = Gauge(
+            "driftloop_events_set_aside", "Rejected events kept aside in the spool for inspection.",
+            ["service"], registry=registry,
+        ).labels(service)
         self.kafka_up = Gauge(
             "driftloop_kafka_up", "1 when the last Kafka delivery attempt succeeded.",
             ["service"], registry=registry,
@@ -192,7 +205,8 @@ class RetrainerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.triggers = Counter(
-            "driftloop_retrainer_triggers_total", "RetrainTriggers consumed, by result (accepted, duplicate, invalid).",
+            "driftloop_retrainer_triggers_total", "RetrainTriggers consumed, by result (accepted, duplicate, invalid, "
+            "invalid_identifier, stale, unknown_alias).",
             ["result"], registry=registry,
         )
         self.runs = Counter(
@@ -228,7 +242,7 @@ class RetrainerMetrics:
             "driftloop_retrainer_last_success_timestamp_seconds", "When a run last ended in a promotion.",
             ["adapter_alias"], registry=registry,
         )
-        for result in ("accepted", "duplicate", "invalid"):  # dashboards show 0, not "No data"
+        for result in TRIGGER_RESULTS:  # dashboards show 0, not "No data"
             self.triggers.labels(result)
 
     def track_alias(self, alias: str) -> None:

@@ -5,6 +5,11 @@ in order by a shipper thread; rows are deleted only once Kafka acknowledged them
 request path never waits on Kafka, a broker outage only grows the log, and events survive a
 restart of the process. When the log exceeds its byte bound, the *oldest* undelivered events are
 dropped and counted (``driftloop_events_dropped_total{reason="spool_full"}``) — never silently.
+
+An event Kafka refuses *for good* (too large, invalid record: :data:`PERMANENT_ERRORS`) never blocks
+the head of the log: it is moved to a side table (``rejected``, bounded, oldest dropped first),
+counted in ``driftloop_events_rejected_total{reason}`` and the events behind it keep flowing. Any
+other failure (broker down, timeouts) leaves the batch in place and retries it in order.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf import message as _message
+from kafka import errors as kafka_errors
 
 from driftloop.core import codec
 from driftloop.core.kafka import EventProducer
@@ -27,6 +34,18 @@ from driftloop.core.sqlite import open_db
 from driftloop.core.topics import TopicSpec
 
 log = logging.getLogger(__name__)
+
+# Errors that retrying cannot fix: the record itself is refused (client- or broker-side).
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (
+    kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordListTooLargeError, kafka_errors.InvalidRecordError,
+    kafka_errors.CorruptRecordError, kafka_errors.InvalidTimestampError,
+)
+REJECTED_MAX_ROWS = 10_000  # rejected events kept aside for inspection; beyond that the oldest go
+
+
+def permanent_reason(exc: BaseException) -> str | None:
+    """The metric reason for an error that rejects a record for good, or None if retrying may help."""
+    return type(exc).__name__ if isinstance(exc, PERMANENT_ERRORS) else None
 
 
 @dataclass(frozen=True)
@@ -49,8 +68,13 @@ class EventSpool:
             "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
             " key BLOB NOT NULL, schema TEXT NOT NULL, value BLOB NOT NULL, size INTEGER NOT NULL)"
         )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS rejected (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, key BLOB NOT NULL,"
+            " schema TEXT NOT NULL, value BLOB NOT NULL, reason TEXT NOT NULL, time REAL NOT NULL)"
+        )
         rows, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
         self.rows, self.bytes = int(rows), int(size)
+        self.rejected_rows = int(self._db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0])
 
     def append(self, items: list[tuple[str, bytes, str, bytes]]) -> int:
         """Append (topic, key, schema, value) rows; return how many oldest rows were dropped."""
@@ -92,6 +116,38 @@ class EventSpool:
                     self.bytes -= row[0]
             self._db.execute("COMMIT")
 
+    def set_aside(self, rejected: list[tuple[SpooledEvent, str]]) -> None:
+        """Move events Kafka refused for good out of the log, with their reason (bounded)."""
+        if not rejected:
+            return
+        with self._lock:
+            self._db.execute("BEGIN")
+            for e, reason in rejected:
+                cur = self._db.execute("DELETE FROM events WHERE seq = ? RETURNING size", (e.seq,))
+                row = cur.fetchone()
+                if row is None:
+                    continue
+                self.rows -= 1
+                self.bytes -= row[0]
+                # Kept small: the event's bytes only when they are not themselves the problem.
+                kept = e.value if len(e.value) <= 64 * 1024 else b""
+                self._db.execute("INSERT INTO rejected (seq, topic, key, schema, value, reason, time) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 (e.seq, e.topic, e.key[:256], e.schema, kept, reason, time.time()))
+                self.rejected_rows += 1
+            over = self.rejected_rows - REJECTED_MAX_ROWS
+            if over > 0:
+                self._db.execute("DELETE FROM rejected WHERE seq IN (SELECT seq FROM rejected ORDER BY seq LIMIT ?)",
+                                 (over,))
+                self.rejected_rows -= over
+            self._db.execute("COMMIT")
+
+    def rejected(self, limit: int = 100) -> list[tuple[int, str, str]]:
+        """(seq, topic, reason) of the events set aside, oldest first."""
+        with self._lock:
+            return [tuple(r) for r in self._db.execute(
+                "SELECT seq, topic, reason FROM rejected ORDER BY seq LIMIT ?", (limit,)).fetchall()]
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -108,11 +164,14 @@ class EventEmitter:
         metrics: EventMetrics,
         batch: int = 500,
         retry_backoff_max_s: float = 2.0,
+        producer_factory: Callable[[], EventProducer] | None = None,
     ) -> None:
-        self._kafka = kafka
         self._metrics = metrics
         self._batch = batch
         self._backoff_max = retry_backoff_max_s
+        self._new_producer = producer_factory or (lambda: EventProducer(
+            kafka, "events", max_block_ms=5000, request_timeout_ms=5000, delivery_timeout_ms=15000,
+            retry_backoff_ms=200))
         self.spool = EventSpool(spool_path, max_bytes)
         self._queue: queue.SimpleQueue[tuple[str, bytes, str, bytes] | None] = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -168,10 +227,15 @@ class EventEmitter:
                 self._wake.wait(0.2)
                 self._wake.clear()
                 continue
-            acked = self._ship(batch)
+            acked, rejected = self._ship(batch)
             self.spool.delete(acked)
+            self.spool.set_aside(rejected)
+            for e, reason in rejected:
+                self._metrics.rejected.labels(self._metrics.service, reason).inc()
+                log.error("Kafka refused event %d (%s, %d bytes) for good: %s; set aside, the rest flows",
+                          e.seq, e.topic, len(e.value), reason)
             self._update_gauges()
-            if len(acked) == len(batch):
+            if len(acked) + len(rejected) == len(batch):
                 backoff = 0.1
                 self._metrics.kafka_up.set(1)
                 continue
@@ -181,27 +245,35 @@ class EventEmitter:
             time.sleep(backoff)
             backoff = min(backoff * 2, self._backoff_max)
 
-    def _ship(self, batch: list[SpooledEvent]) -> list[SpooledEvent]:
-        """Send a batch in order; return the events Kafka acknowledged."""
+    def _ship(self, batch: list[SpooledEvent]) -> tuple[list[SpooledEvent], list[tuple[SpooledEvent, str]]]:
+        """Send a batch in order; return the events Kafka acknowledged and those it refused for good
+        (with the reason). Everything else stays in the spool for the next try."""
         futures = []
+        rejected: list[tuple[SpooledEvent, str]] = []
+        sent_all = True
         try:
             if self._producer is None:
-                self._producer = EventProducer(
-                    self._kafka, "events", max_block_ms=5000, request_timeout_ms=5000,
-                    delivery_timeout_ms=15000, retry_backoff_ms=200,
-                )
+                self._producer = self._new_producer()
             for e in batch:
                 headers = [(codec.SCHEMA_HEADER, e.schema.encode()),
                            (codec.CONTENT_TYPE_HEADER, codec.CONTENT_TYPE.encode())]
-                futures.append((e, self._producer.send_raw(e.topic, e.key, e.value, headers)))
+                try:
+                    futures.append((e, self._producer.send_raw(e.topic, e.key, e.value, headers)))
+                except PERMANENT_ERRORS as exc:  # refused before sending (e.g. above max_request_size)
+                    rejected.append((e, permanent_reason(exc) or "rejected"))
         except Exception as exc:  # unreachable at send time (bootstrap, metadata timeout)
+            sent_all = False
             log.warning("Kafka unavailable (%s); %d events stay spooled", exc, self.spool.rows)
         acked: list[SpooledEvent] = []
-        failed = len(futures) < len(batch)
+        failed = not sent_all
         for e, fut in futures:
             try:
                 md = fut.get(timeout=30)
             except Exception as exc:
+                reason = permanent_reason(exc)
+                if reason is not None:  # the broker refused this record: retrying cannot help
+                    rejected.append((e, reason))
+                    continue
                 if not failed:
                     log.warning("event delivery failed (%s); will retry from the spool", exc)
                 failed = True
@@ -210,7 +282,7 @@ class EventEmitter:
             self._metrics.emitted.labels(self._metrics.service, md.topic).inc()
         if failed:
             self._reset_producer()
-        return acked
+        return acked, rejected
 
     def _reset_producer(self) -> None:
         if self._producer is not None:
@@ -221,6 +293,7 @@ class EventEmitter:
     def _update_gauges(self) -> None:
         self._metrics.spooled_events.set(self.spool.rows)
         self._metrics.spooled_bytes.set(self.spool.bytes)
+        self._metrics.set_aside.set(self.spool.rejected_rows)
 
     def close(self, drain_timeout: float = 10.0) -> None:
         """Stop accepting, write what is queued, try to deliver for up to ``drain_timeout`` seconds;

@@ -44,6 +44,7 @@ from driftloop.v1 import events_pb2, inference_pb2_grpc
 from driftloop.v1 import inference_pb2 as pb
 
 ADMIN_TOKEN = "demo-admin-token"
+ADMIN_MD = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
 EVERGREEN = ("terminal", "fare", "accessible", "first")  # kinds the agency curates; schedules change too often
 KEEP = ("driftloop_monitor_drift_statistic", "driftloop_monitor_drift_statistic_threshold",
         "driftloop_monitor_drift_detected", "driftloop_monitor_rate", "driftloop_monitor_rate_threshold",
@@ -187,7 +188,7 @@ class Demo:
         self._start_prometheus(targets)
         threading.Thread(target=self.timeline.sample_forever, args=(targets, self.stop_sampling), daemon=True).start()
         admin = inference_pb2_grpc.AdapterAdminStub(self.channel)
-        md = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
+        md = ADMIN_MD
         admin.LoadAdapter(pb.LoadAdapterRequest(adapter_alias=s.alias, version="v0", path=f"{s.alias}/v0"),
                           metadata=md, timeout=120)
         admin.SetRoute(pb.SetRouteRequest(adapter_alias=s.alias, stable_version="v0"), metadata=md, timeout=30)
@@ -245,8 +246,8 @@ class Demo:
 
         # What v0 gets right about the world to come (evaluation requests: the monitor ignores them).
         self.summary["eval_before_loop"] = {
-            "changed": evaluate(self.channel, s.alias, "v0", changed_eval, s.concurrency),
-            "unchanged": evaluate(self.channel, s.alias, "v0", unchanged_eval, s.concurrency)}
+            "changed": evaluate(self.channel, s.alias, "v0", changed_eval, s.concurrency, ADMIN_MD),
+            "unchanged": evaluate(self.channel, s.alias, "v0", unchanged_eval, s.concurrency, ADMIN_MD)}
         self.timeline.event("accuracy before the loop", _acc(self.summary["eval_before_loop"]))
         change_t = time.time()
         self.timeline.event("world change", f"{len(facts)} facts changed (new schedules on 6 routes, 4 detours, "
@@ -303,8 +304,8 @@ class Demo:
                                    "training": {k: final.metadata.get("training", {}).get(k) for k in
                                                 ("steps", "best_step", "best_val_loss", "stopped_early", "seconds")}}
         self.summary["eval_after_loop"] = {
-            "changed": evaluate(self.channel, s.alias, final.version, changed_eval, s.concurrency),
-            "unchanged": evaluate(self.channel, s.alias, final.version, unchanged_eval, s.concurrency)}
+            "changed": evaluate(self.channel, s.alias, final.version, changed_eval, s.concurrency, ADMIN_MD),
+            "unchanged": evaluate(self.channel, s.alias, final.version, unchanged_eval, s.concurrency, ADMIN_MD)}
         self.timeline.event("accuracy after the loop", _acc(self.summary["eval_after_loop"]))
         if s.settle_requests:
             self.timeline.event("phase: new normal", f"{s.settle_requests} requests on {final.version}")

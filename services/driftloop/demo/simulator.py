@@ -57,7 +57,7 @@ class Riders:
         try:
             r = self.stub.Generate(inference_pb2.GenerateRequest(
                 prompt=world.prompt(qa.question), adapter_alias=self.alias,
-                tags={"slice": qa.kind, "phase": phase, "source": "riders"}), timeout=60)
+                tags={"slice": qa.kind, "phase": phase}), timeout=60)
         except grpc.RpcError:
             with self._lock:
                 stats.requests += 1
@@ -110,14 +110,16 @@ class Riders:
 
 
 def evaluate(channel: grpc.Channel, alias: str, version: str, questions: Sequence[world.QA],
-             concurrency: int = 4) -> dict:
-    """Exact match of one pinned version on ``questions`` (no feedback; tagged as evaluation traffic)."""
+             concurrency: int = 4, metadata: Sequence[tuple[str, str]] = ()) -> dict:
+    """Exact match of one pinned version on ``questions`` (no feedback; tagged as evaluation traffic,
+    a reserved tag: ``metadata`` carries the admin token)."""
     stub = inference_pb2_grpc.InferenceStub(channel)
 
     def ask(qa: world.QA) -> bool:
         r = stub.Generate(inference_pb2.GenerateRequest(
             prompt=world.prompt(qa.question), adapter_alias=alias, adapter_version=version,
-            sampling=inference_pb2.SamplingParams(temperature=0.0), tags={"source": "evaluation"}), timeout=60)
+            sampling=inference_pb2.SamplingParams(temperature=0.0), tags={"source": "evaluation"}),
+            metadata=metadata, timeout=60)
         return exact_match(r.text, qa.answer)
 
     with ThreadPoolExecutor(concurrency) as pool:

@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from driftloop.core import ids
 from driftloop.inference.errors import AlreadyExists, FailedPrecondition, InvalidAdapter, InvalidRequest, NotFound
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -34,21 +34,24 @@ class AdapterManifest:
     sha256: str
 
 
-def check_name(kind: str, value: str) -> str:
-    if not NAME_RE.match(value or ""):
-        raise InvalidRequest(f"{kind} {value!r} must match {NAME_RE.pattern}")
-    return value
+def check_name(rule: ids.Rule, value: str) -> str:
+    try:
+        return rule.check(value)
+    except ids.InvalidIdentifier as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 def resolve_inside(root: Path, path: str) -> Path:
     """Resolve ``path`` (relative to ``root`` or absolute) and refuse anything outside ``root``."""
     if not path:
         raise InvalidRequest("adapter path is empty")
+    if len(path) > 1024 or "\x00" in path:
+        raise InvalidRequest("adapter path must be at most 1024 characters, without NUL")
     root = root.resolve()
     candidate = Path(path)
     resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
     if resolved != root and root not in resolved.parents:
-        raise InvalidRequest(f"adapter path {path!r} lies outside the adapter root")
+        raise InvalidRequest(f"adapter path {ids.shown(path)} lies outside the adapter root")
     return resolved
 
 
@@ -86,13 +89,13 @@ def validate_adapter(
     """Check an adapter directory before the engine ever sees it; raise a domain error otherwise."""
     directory = resolve_inside(root, path)
     if not directory.is_dir():
-        raise NotFound(f"adapter directory {path!r} does not exist")
+        raise NotFound(f"adapter directory {ids.shown(path)} does not exist")
     config_path = directory / ADAPTER_CONFIG
     weights_path = directory / ADAPTER_WEIGHTS
     if not config_path.is_file():
-        raise InvalidAdapter(f"{ADAPTER_CONFIG} missing in {path!r}")
+        raise InvalidAdapter(f"{ADAPTER_CONFIG} missing in {ids.shown(path)}")
     if not weights_path.is_file():
-        raise InvalidAdapter(f"{ADAPTER_WEIGHTS} missing in {path!r}")
+        raise InvalidAdapter(f"{ADAPTER_WEIGHTS} missing in {ids.shown(path)}")
     try:
         config = json.loads(config_path.read_text())
     except (OSError, ValueError) as exc:
@@ -246,8 +249,8 @@ class AdapterRegistry:
 
     # -- admin ------------------------------------------------------------------------------------
     async def load(self, alias: str, version: str, path: str, sha256: str = "") -> AdapterVersion:
-        check_name("adapter alias", alias)
-        check_name("adapter version", version)
+        check_name(ids.ALIAS, alias)
+        check_name(ids.VERSION, version)
         async with self._lock:
             existing = self._versions.get((alias, version))
             manifest = await asyncio.to_thread(
@@ -274,7 +277,7 @@ class AdapterRegistry:
         self, alias: str, stable: str, canary: str = "", canary_weight: float = 0.0,
         generation: int | None = None,
     ) -> Route:
-        check_name("adapter alias", alias)
+        check_name(ids.ALIAS, alias)
         if not stable:
             raise InvalidRequest("stable_version is required")
         if not 0.0 <= canary_weight <= 1.0:

@@ -33,6 +33,10 @@ class Unauthenticated(InferenceError):
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
+class PermissionDenied(InferenceError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class EngineUnavailable(InferenceError):
     code = grpc.StatusCode.UNAVAILABLE
 

@@ -1,46 +1,53 @@
-"""Validation of client requests: every rule in one place, each failure an InvalidRequest."""
+"""Validation of client requests: every rule in one place, each failure an InvalidRequest (or a
+PermissionDenied for reserved tags without the admin token). Identifiers follow the project-wide
+rules of :mod:`driftloop.core.ids`; messages never echo more than a short prefix of the input."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 
+from driftloop.core import ids
 from driftloop.inference.engine.base import GenerationParams
-from driftloop.inference.errors import InvalidRequest
+from driftloop.inference.errors import InvalidRequest, PermissionDenied
 from driftloop.inference.settings import InferenceSettings
 from driftloop.v1 import inference_pb2
 
-MAX_ID_CHARS = 128
 MAX_STOP = 4
 MAX_STOP_CHARS = 64
-MAX_TAGS = 16
-MAX_TAG_KEY = 64
-MAX_TAG_VALUE = 256
 MAX_CORRECTION_CHARS = 4000
 
 
-def check_id(kind: str, value: str) -> None:
-    if len(value) > MAX_ID_CHARS or not value.isprintable():
-        raise InvalidRequest(f"{kind} must be printable and at most {MAX_ID_CHARS} characters")
+def check_identifiers(request_id: str = "", alias: str = "", version: str = "") -> None:
+    try:
+        ids.REQUEST_ID.check(request_id, required=False)
+        ids.ALIAS.check(alias, required=False)
+        ids.VERSION.check(version, required=False)
+    except ids.InvalidIdentifier as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
-def check_tags(tags: Mapping[str, str]) -> None:
-    if len(tags) > MAX_TAGS:
-        raise InvalidRequest(f"at most {MAX_TAGS} tags")
-    for k, v in tags.items():
-        if not k or len(k) > MAX_TAG_KEY or len(v) > MAX_TAG_VALUE:
-            raise InvalidRequest(f"tag keys 1..{MAX_TAG_KEY} and values ≤{MAX_TAG_VALUE} characters")
+def check_tags(tags: Mapping[str, str], authenticated: bool) -> None:
+    try:
+        ids.check_tags(tags)
+    except ids.InvalidIdentifier as exc:
+        raise InvalidRequest(str(exc)) from None
+    reserved = sorted(ids.RESERVED_TAGS & set(tags))
+    if reserved and not authenticated:
+        raise PermissionDenied(f"tag {reserved[0]!r} is reserved for the loop itself and needs the admin token")
 
 
-def generation_params(req: inference_pb2.GenerateRequest, s: InferenceSettings) -> GenerationParams:
+def generation_params(req: inference_pb2.GenerateRequest, s: InferenceSettings,
+                      authenticated: bool = False) -> GenerationParams:
     """Check a GenerateRequest's prompt-independent fields and build the engine parameters."""
-    if req.request_id:
-        check_id("request_id", req.request_id)
+    check_identifiers(req.request_id, req.adapter_alias, req.adapter_version)
+    if req.adapter_version and not req.adapter_alias:
+        raise InvalidRequest("adapter_version needs adapter_alias")
     if not req.prompt.strip():
         raise InvalidRequest("prompt is empty")
     if len(req.prompt) > s.max_prompt_chars:
         raise InvalidRequest(f"prompt has {len(req.prompt)} characters; the limit is {s.max_prompt_chars}")
-    check_tags(req.tags)
+    check_tags(req.tags, authenticated)
     sp = req.sampling
     max_tokens = sp.max_tokens or s.default_max_tokens
     if max_tokens > s.max_tokens_limit:
@@ -73,14 +80,14 @@ def check_fits(prompt_tokens: int, params: GenerationParams, max_model_len: int)
         )
 
 
-def check_feedback(req: inference_pb2.SubmitFeedbackRequest) -> None:
+def check_feedback(req: inference_pb2.SubmitFeedbackRequest, authenticated: bool = False) -> None:
     if not req.request_id:
         raise InvalidRequest("request_id is required")
-    check_id("request_id", req.request_id)
+    check_identifiers(req.request_id)
     if req.rating == 0 and not req.correction:
         raise InvalidRequest("give a rating or a correction")
     if req.rating not in (0, 1, 2):
         raise InvalidRequest(f"unknown rating {req.rating}")
     if len(req.correction) > MAX_CORRECTION_CHARS or len(req.comment) > MAX_CORRECTION_CHARS:
         raise InvalidRequest(f"correction and comment are limited to {MAX_CORRECTION_CHARS} characters")
-    check_tags(req.tags)
+    check_tags(req.tags, authenticated)

@@ -16,15 +16,29 @@ import threading
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
-from driftloop.core import codec
+from driftloop.core import codec, ids
 from driftloop.core.metrics import InferenceMetrics
 from driftloop.core.settings import KafkaSettings
 from driftloop.core.topics import ADAPTER_ROLLOUTS
 from driftloop.inference.adapters import AdapterRegistry
-from driftloop.inference.errors import InferenceError
+from driftloop.inference.errors import InferenceError, InvalidRequest
 from driftloop.v1 import events_pb2
 
 log = logging.getLogger(__name__)
+
+
+def check_rollout(r: events_pb2.AdapterRollout) -> None:
+    """The rules a rollout record must follow before a replica acts on it (InvalidRequest otherwise)."""
+    try:
+        ids.ALIAS.check(r.adapter_alias)
+        ids.VERSION.check(r.stable.version)
+        ids.VERSION.check(r.canary.version, required=False)
+    except ids.InvalidIdentifier as exc:
+        raise InvalidRequest(f"rollout: {exc}") from None
+    if r.canary.version and r.canary.version == r.stable.version:
+        raise InvalidRequest(f"rollout of {r.adapter_alias}: stable and canary are both {r.stable.version}")
+    if not 0.0 <= r.canary_weight <= 1.0:
+        raise InvalidRequest(f"rollout of {r.adapter_alias}: canary_weight {r.canary_weight} outside [0, 1]")
 
 
 class RolloutFollower:
@@ -116,11 +130,17 @@ class RolloutFollower:
             log.error("rollout rejected: %s", exc)
             self._m.rollouts_applied.labels("rejected").inc()
             return False
+        except Exception:  # a record no rule foresaw: this record only, the follower goes on
+            log.exception("rollout failed")
+            self._m.rollouts_applied.labels("rejected").inc()
+            return False
         self._m.rollouts_applied.labels(label).inc()
         return True
 
     async def apply(self, r: events_pb2.AdapterRollout) -> None:
-        """Load what the rollout names, switch the route, then drain and unload the rest."""
+        """Load what the rollout names, switch the route, then drain and unload the rest. A record
+        that breaks the rules is refused before anything is loaded."""
+        check_rollout(r)
         reg = self._registry
         alias = r.adapter_alias
         for ref in (r.stable, r.canary):

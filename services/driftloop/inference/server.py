@@ -4,7 +4,6 @@ server (Inference, AdapterAdmin, health, reflection) and the metrics endpoint.""
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import signal
 from pathlib import Path
@@ -17,6 +16,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from driftloop.core.metrics import InferenceMetrics
 from driftloop.core.spool import EventEmitter
 from driftloop.inference.adapters import AdapterRegistry, AdapterVersion
+from driftloop.inference.auth import AdminAuth, AdminAuthInterceptor
 from driftloop.inference.engine import create_engine
 from driftloop.inference.rollouts import RolloutFollower
 from driftloop.inference.servicer import AdapterAdminServicer, InferenceServicer, lora_handle
@@ -24,30 +24,10 @@ from driftloop.inference.settings import InferenceSettings
 from driftloop.v1 import inference_pb2, inference_pb2_grpc
 
 log = logging.getLogger(__name__)
-ADMIN_PREFIX = "/driftloop.v1.AdapterAdmin/"
 SERVICE_NAMES = (
     inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name,
     inference_pb2.DESCRIPTOR.services_by_name["AdapterAdmin"].full_name,
 )
-
-
-class AdminAuthInterceptor(grpc.aio.ServerInterceptor):
-    """Requires ``authorization: Bearer <token>`` on AdapterAdmin calls."""
-
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
-
-        async def deny(request, context):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "admin calls need a valid bearer token")
-
-        self._deny = grpc.unary_unary_rpc_method_handler(deny)
-
-    async def intercept_service(self, continuation, details):
-        if details.method.startswith(ADMIN_PREFIX):
-            given = dict(details.invocation_metadata or ()).get("authorization", "")
-            if not hmac.compare_digest(given.encode() if isinstance(given, str) else given, self._expected):
-                return self._deny
-        return await continuation(details)
 
 
 class InferenceApp:
@@ -85,13 +65,17 @@ class InferenceApp:
                                         self.metrics.events, batch=s.spool_batch)
             self.emitter.start()
 
-        interceptors = [AdminAuthInterceptor(s.admin_token.get_secret_value())] if s.admin_token else []
-        self.server = grpc.aio.server(interceptors=interceptors, options=[
+        auth = AdminAuth(s.admin_token.get_secret_value() if s.admin_token else None)
+        if auth.open:
+            log.warning("AdapterAdmin and reserved tags are OPEN to every caller (ALLOW_UNAUTHENTICATED_ADMIN)")
+        # maximum_concurrent_rpcs: calls beyond it are refused with RESOURCE_EXHAUSTED by gRPC itself.
+        self.server = grpc.aio.server(interceptors=[AdminAuthInterceptor(auth)],
+                                      maximum_concurrent_rpcs=s.max_concurrent_rpcs, options=[
             ("grpc.max_receive_message_length", 4 * 1024 * 1024),
             ("grpc.so_reuseport", 0),
         ])
         inference_pb2_grpc.add_InferenceServicer_to_server(
-            InferenceServicer(s, self.engine, self.registry, self.emitter, self.metrics), self.server)
+            InferenceServicer(s, self.engine, self.registry, self.emitter, self.metrics, auth), self.server)
         inference_pb2_grpc.add_AdapterAdminServicer_to_server(
             AdapterAdminServicer(self.registry, self.metrics), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

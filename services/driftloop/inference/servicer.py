@@ -22,12 +22,29 @@ from driftloop.core.spool import EventEmitter
 from driftloop.core.topics import FEEDBACK, PREDICTIONS
 from driftloop.inference import requests
 from driftloop.inference.adapters import AdapterRegistry, AdapterVersion, Route
+from driftloop.inference.auth import AdminAuth
 from driftloop.inference.engine.base import Engine, LoraHandle
 from driftloop.inference.errors import DeadlineExceeded, InferenceError, status_for
 from driftloop.inference.settings import InferenceSettings
 from driftloop.v1 import events_pb2, inference_pb2, inference_pb2_grpc
 
 log = logging.getLogger(__name__)
+
+# Events are bounded by design (PredictionEvent.truncated_fields says what was cut).
+EVENT_MAX_TEXT_CHARS = 16_384
+EVENT_MAX_ERROR_CHARS = 512
+# Refused before the engine saw anything: counted in metrics, never an event (so never model health).
+NOT_AN_EVENT = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+                          grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED,
+                          grpc.StatusCode.RESOURCE_EXHAUSTED})
+
+
+def bounded(ev, field: str, limit: int) -> None:
+    """Cut a text field of an event to ``limit`` characters and name it in ``truncated_fields``."""
+    value = getattr(ev, field)
+    if len(value) > limit:
+        setattr(ev, field, value[:limit])
+        ev.truncated_fields.append(field)
 
 
 def _grpc_errors(handler: Callable) -> Callable:
@@ -67,6 +84,7 @@ class _Outcome:
     t0: float = 0.0
     code: grpc.StatusCode = grpc.StatusCode.OK
     message: str = ""
+    error_source: int = events_pb2.ERROR_SOURCE_UNSPECIFIED
 
     def usage(self) -> inference_pb2.Usage:
         u = inference_pb2.Usage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
@@ -81,8 +99,9 @@ class _Outcome:
 class InferenceServicer(inference_pb2_grpc.InferenceServicer):
     def __init__(
         self, settings: InferenceSettings, engine: Engine, registry: AdapterRegistry,
-        emitter: EventEmitter | None, metrics: InferenceMetrics,
+        emitter: EventEmitter | None, metrics: InferenceMetrics, auth: AdminAuth | None = None,
     ) -> None:
+        self.auth = auth or AdminAuth(None)
         self.s = settings
         self.engine = engine
         self.registry = registry
@@ -101,14 +120,17 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         out = _Outcome(t0=t0)
         version: AdapterVersion | None = None
         label_alias = alias if self.registry.route(alias) else ("" if not alias else "unknown")
+        client_deadline = False
         self.m.in_flight.inc()
         try:
-            params = requests.generation_params(request, self.s)
+            params = requests.generation_params(request, self.s,
+                                                self.auth.admitted(context.invocation_metadata()))
             out.prompt_tokens = self.engine.count_tokens(request.prompt)
             requests.check_fits(out.prompt_tokens, params, self.engine.max_model_len)
             version = self.registry.acquire(alias, request.adapter_version, request_id)
             remaining = context.time_remaining()
-            budget = self.s.default_deadline_s if remaining is None else remaining
+            client_deadline = remaining is not None and remaining < self.s.default_deadline_s
+            budget = remaining if client_deadline else self.s.default_deadline_s
             async with asyncio.timeout(budget):
                 async for step in self.engine.generate(request_id, request.prompt, params, lora_handle(version)):
                     if step.text_delta and out.ttft is None:
@@ -123,19 +145,26 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         except InferenceError as exc:
             out.code, out.message = status_for(exc)
             out.finish_reason = "error"
+            out.error_source = events_pb2.ERROR_SOURCE_CLIENT if out.code in NOT_AN_EVENT \
+                else events_pb2.ERROR_SOURCE_SERVER
             raise
         except TimeoutError:
+            # Whose deadline ran out decides whose failure it is: a client's own short deadline is its
+            # choice, the server's default deadline is the model being too slow.
             out.code, out.message = grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded"
             out.finish_reason = "abort"
+            out.error_source = events_pb2.ERROR_SOURCE_CLIENT if client_deadline else events_pb2.ERROR_SOURCE_SERVER
             raise DeadlineExceeded(out.message) from None
         except asyncio.CancelledError:
             out.code, out.message = grpc.StatusCode.CANCELLED, "cancelled by the client"
             out.finish_reason = "abort"
+            out.error_source = events_pb2.ERROR_SOURCE_CLIENT
             raise
         except Exception as exc:
             log.exception("generation %s failed", request_id)
             out.code, out.message = grpc.StatusCode.INTERNAL, f"engine error: {type(exc).__name__}"
             out.finish_reason = "error"
+            out.error_source = events_pb2.ERROR_SOURCE_SERVER
             raise
         finally:
             self.registry.release(version)
@@ -156,8 +185,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
 
     def _emit(self, request, request_id: str, version: AdapterVersion | None, out: _Outcome,
               started: float, latency: float, stream: bool) -> None:
-        if self.emitter is None or out.code == grpc.StatusCode.INVALID_ARGUMENT:
-            return  # rejected input never reached the model: counted in metrics, not an event
+        if self.emitter is None or out.code in NOT_AN_EVENT:
+            return  # refused before the model: counted in metrics, not an event
         ev = events_pb2.PredictionEvent(
             request_id=request_id, request_time=_ts(started), response_time=_ts(started + latency),
             model=self.s.model_name, adapter_alias=request.adapter_alias,
@@ -166,7 +195,11 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
             completion_tokens=out.completion_tokens, finish_reason=out.finish_reason or "stop",
             latency_seconds=latency, replica=self.s.replica, stream=stream,
             error_code="" if out.code == grpc.StatusCode.OK else out.code.name, error_message=out.message,
+            pinned=bool(request.adapter_version), error_source=out.error_source,
         )
+        bounded(ev, "prompt", EVENT_MAX_TEXT_CHARS)
+        bounded(ev, "completion", EVENT_MAX_TEXT_CHARS)
+        bounded(ev, "error_message", EVENT_MAX_ERROR_CHARS)
         if out.logprob_sum is not None and out.completion_tokens:
             ev.mean_token_logprob = out.logprob_sum / out.completion_tokens
         if out.ttft is not None:
@@ -212,7 +245,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
 
     @_grpc_errors
     async def SubmitFeedback(self, request, context):
-        requests.check_feedback(request)
+        requests.check_feedback(request, self.auth.admitted(context.invocation_metadata()))
         feedback_id = uuid.uuid4().hex
         rating = events_pb2.Rating.Name(request.rating).removeprefix("RATING_").lower()
         self.m.feedback.labels(rating).inc()
@@ -221,6 +254,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                 feedback_id=feedback_id, request_id=request.request_id, time=_ts(time.time()),
                 rating=request.rating, correction=request.correction, comment=request.comment,
             )
+            bounded(ev, "correction", EVENT_MAX_TEXT_CHARS)
+            bounded(ev, "comment", EVENT_MAX_TEXT_CHARS)
             ev.tags.update(request.tags)
             self.emitter.emit(FEEDBACK, request.request_id, ev)
         return inference_pb2.SubmitFeedbackResponse(feedback_id=feedback_id)

@@ -53,7 +53,13 @@ class InferenceSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="gRPC listen address.")
     port: int = Field(50051, ge=0, description="gRPC port (0 picks a free one).")
     metrics_port: int = Field(9400, ge=0, description="Prometheus /metrics port (0 picks a free one).")
-    admin_token: SecretStr | None = Field(None, description="Bearer token required by AdapterAdmin calls.")
+    admin_token: SecretStr | None = Field(None, description="Bearer token required by AdapterAdmin calls and by "
+                                          "reserved request tags (source). Required unless "
+                                          "allow_unauthenticated_admin is set.")
+    allow_unauthenticated_admin: bool = Field(False, description="Run without an admin token: AdapterAdmin and "
+                                              "reserved tags open to every caller. For local experiments only.")
+    max_concurrent_rpcs: int = Field(256, ge=1, description="RPCs served at once; more are refused with "
+                                     "RESOURCE_EXHAUSTED.")
     tls_cert_file: Path | None = Field(None, description="PEM certificate; TLS is on when cert and key are set.")
     tls_key_file: Path | None = Field(None, description="PEM private key.")
     replica: str = Field(default_factory=socket.gethostname, description="This replica's name in events.")
@@ -74,6 +80,9 @@ class InferenceSettings(BaseSettings):
             raise ValueError("set both tls_cert_file and tls_key_file, or neither")
         if self.default_max_tokens > self.max_tokens_limit:
             raise ValueError("default_max_tokens exceeds max_tokens_limit")
+        if self.admin_token is None and not self.allow_unauthenticated_admin:
+            raise ValueError("set admin_token (DRIFTLOOP_INFERENCE_ADMIN_TOKEN), or allow_unauthenticated_admin=true "
+                             "to leave AdapterAdmin open to every caller")
         if not self.model_name:
             self.model_name = Path(self.model_path).name
         return self

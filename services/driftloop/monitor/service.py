@@ -19,7 +19,7 @@ from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from driftloop.core import codec
+from driftloop.core import codec, ids
 from driftloop.core.kafka import DeadLetterSink, Delivered, EventConsumer, EventProducer, InvalidEvent
 from driftloop.core.metrics import MonitorMetrics
 from driftloop.core.topics import ADAPTER_ROLLOUTS, FEEDBACK, PREDICTIONS, RETRAIN_TRIGGERS
@@ -52,23 +52,59 @@ def _ts(t: float) -> Timestamp:
     return out
 
 
-def validate_prediction(e: events_pb2.PredictionEvent) -> None:
+# Failures a client causes, for events that do not say who caused them (written before error_source).
+CLIENT_CODES = frozenset({"CANCELLED", "NOT_FOUND", "INVALID_ARGUMENT", "PERMISSION_DENIED", "UNAUTHENTICATED",
+                          "RESOURCE_EXHAUSTED"})
+
+
+def _check_ids(**rules: tuple[ids.Rule, str, bool]) -> None:
+    try:
+        for rule, value, required in rules.values():
+            rule.check(value, required)
+    except ids.InvalidIdentifier as exc:
+        raise InvalidEvent(str(exc), "invalid_identifier") from None
+
+
+def check_time(name: str, t: float, s: MonitorSettings, now: float | None = None) -> None:
+    """Event times must be sane: not older than max_event_age_s, not beyond max_clock_skew_s ahead."""
+    now = time.time() if now is None else now
+    if not (math.isfinite(t) and now - s.max_event_age_s <= t <= now + s.max_clock_skew_s):
+        raise InvalidEvent(f"{name} {t:.0f} is outside [now - {s.max_event_age_s:.0f} s, now + "
+                           f"{s.max_clock_skew_s:.0f} s]", "invalid_time")
+
+
+def validate_prediction(e: events_pb2.PredictionEvent, s: MonitorSettings) -> None:
     missing = [f for f in ("request_id", "model") if not getattr(e, f)]
     if not e.HasField("request_time"):
         missing.append("request_time")
     if missing:
         raise InvalidEvent(f"PredictionEvent lacks {', '.join(missing)}", "missing_field")
+    _check_ids(request_id=(ids.REQUEST_ID, e.request_id, True), model=(ids.MODEL, e.model, True),
+               alias=(ids.ALIAS, e.adapter_alias, False), version=(ids.VERSION, e.adapter_version, False))
+    check_time("request_time", _seconds(e.request_time), s)
     if not e.error_code and not e.prompt:
         raise InvalidEvent("successful PredictionEvent with an empty prompt", "invalid")
     if e.latency_seconds < 0 or not math.isfinite(e.latency_seconds):
         raise InvalidEvent(f"latency_seconds {e.latency_seconds} is not a duration", "invalid")
 
 
-def validate_feedback(e: events_pb2.FeedbackEvent) -> None:
+def validate_feedback(e: events_pb2.FeedbackEvent, s: MonitorSettings) -> None:
     if not e.request_id or not e.feedback_id:
         raise InvalidEvent("FeedbackEvent lacks request_id or feedback_id", "missing_field")
+    _check_ids(request_id=(ids.REQUEST_ID, e.request_id, True), feedback_id=(ids.REQUEST_ID, e.feedback_id, True))
+    if e.HasField("time"):
+        check_time("time", _seconds(e.time), s)
     if e.rating not in (events_pb2.RATING_POSITIVE, events_pb2.RATING_NEGATIVE) and not e.correction:
         raise InvalidEvent("FeedbackEvent has neither a rating nor a correction", "invalid")
+
+
+def client_caused(e: events_pb2.PredictionEvent) -> bool:
+    """A failure the client caused (its unknown alias, its own deadline, its cancel): never model health."""
+    if not e.error_code:
+        return False
+    if e.error_source != events_pb2.ERROR_SOURCE_UNSPECIFIED:
+        return e.error_source == events_pb2.ERROR_SOURCE_CLIENT
+    return e.error_code in CLIENT_CODES
 
 
 def is_negative(e: events_pb2.FeedbackEvent) -> bool:
@@ -168,20 +204,32 @@ class Monitor:
         else:
             self._on_feedback(d.event)
 
-    def _stream(self, model: str, alias: str) -> Stream:
+    def _stream(self, model: str, alias: str) -> Stream | None:
+        """The stream of (model, alias); a new one only below ``max_streams`` (None beyond)."""
         key = f"{model}\x1f{alias}"
         st = self.streams.get(key)
         if st is None:
+            if len(self.streams) >= self.s.max_streams:
+                return None
             st = self.streams[key] = Stream(model, alias, self.s, version=self.store.rollout(alias)[1])
             self.metrics.triggers.labels(model, alias)  # at 0: the first trigger is an increase() too
         return st
 
     def _on_prediction(self, e: events_pb2.PredictionEvent) -> None:
-        validate_prediction(e)
+        validate_prediction(e, self.s)
         if e.tags.get("source") in self.s.ignore_sources:  # the gate's or an evaluation's requests
             self.metrics.events.labels(PREDICTIONS.name, "ignored").inc()
             return
+        if client_caused(e):  # the client's mistake or choice: counted apart, never model health
+            self.metrics.events.labels(PREDICTIONS.name, "client_error").inc()
+            return
+        if e.adapter_alias and not e.adapter_version:  # inference routed no version: not a served alias
+            self.metrics.events.labels(PREDICTIONS.name, "unrouted").inc()
+            return
         st = self._stream(e.model, e.adapter_alias)
+        if st is None:
+            self.metrics.events.labels(PREDICTIONS.name, "stream_limit").inc()
+            return
         t = _seconds(e.request_time)
         if not self.store.remember_prediction(e.request_id, st.key, t):
             self.metrics.events.labels(PREDICTIONS.name, "duplicate").inc()
@@ -190,26 +238,38 @@ class Monitor:
         prompt_len = e.prompt_tokens or len(e.prompt.split())
         features = (float(prompt_len), float(e.completion_tokens), float(logprob),
                     FINISH.get(e.finish_reason, 4), answer_kind(e.completion))
-        sample = Sample(e.prompt, features, bool(e.error_code), e.latency_seconds, t)
+        sample = Sample(e.prompt, features, bool(e.error_code), e.latency_seconds, t)  # server-side errors only
         self._batch.append(_Pending(st, sample, e.request_id))
         self.metrics.events.labels(PREDICTIONS.name, "processed").inc()
-        for negative in self.store.take_parked(e.request_id):  # feedback that arrived first
-            self._feedback_to(st, negative)
+        parked = self.store.take_parked(e.request_id)  # feedback that arrived first: its latest verdict
+        if parked is not None:
+            self._feedback_to(st, e.request_id, None, parked)
 
     def _on_feedback(self, e: events_pb2.FeedbackEvent) -> None:
-        validate_feedback(e)
+        validate_feedback(e, self.s)
         self.metrics.events.labels(FEEDBACK.name, "processed").inc()
-        key = self.store.stream_of(e.request_id)
+        joined = self.store.stream_of(e.request_id)
         negative = is_negative(e)
-        if key is None:
+        if joined is None:
             self.store.park_feedback(e.feedback_id, e.request_id, negative, _seconds(e.time) or time.time())
             return
+        key, verdict = joined
         st = self.streams.get(key)
         if st is not None:
-            self._feedback_to(st, negative)
+            self._feedback_to(st, e.request_id, verdict, negative)
 
-    def _feedback_to(self, st: Stream, negative: bool) -> None:
-        st.add_feedback(negative)
+    def _feedback_to(self, st: Stream, request_id: str, previous: bool | None, negative: bool) -> None:
+        """One verdict per request: the latest. A repeat is counted and changes nothing; a changed
+        verdict replaces the earlier one in the rates."""
+        if previous is not None and previous == negative:
+            self.metrics.events.labels(FEEDBACK.name, "repeated_verdict").inc()
+            return
+        self.store.set_verdict(request_id, negative)
+        if previous is None:
+            st.add_feedback(negative)
+        else:
+            st.revise_feedback(previous, negative)
+            self.metrics.events.labels(FEEDBACK.name, "revised_verdict").inc()
         self._touched.add(st.key)
         self.metrics.feedback.labels(st.model, st.alias, "negative" if negative else "positive").inc()
 

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from driftloop.core.ids import NOT_TRAFFIC_SOURCES
 from driftloop.core.settings import KafkaSettings
 
 SIGNALS = ("input_embedding", "prompt_length", "response_length", "mean_logprob", "finish_reason",
@@ -58,9 +59,14 @@ class MonitorSettings(BaseSettings):
     join_max_entries: int = Field(200_000, ge=100, description="Bound on remembered predictions.")
 
     ignore_sources: tuple[str, ...] = Field(
-        ("retrainer-gate", "evaluation"), description="Predictions whose 'source' tag is one of these are not "
-        "traffic (acceptance-gate and evaluation requests): counted as ignored, never analysed."
+        tuple(sorted(NOT_TRAFFIC_SOURCES)), description="Predictions whose 'source' tag is one of these are not "
+        "traffic (acceptance-gate and evaluation requests; inference accepts the tag only from callers with the "
+        "admin token): counted as ignored, never analysed."
     )
+    max_streams: int = Field(64, ge=1, description="Streams (model, alias) analysed at most; predictions for "
+                             "further ones are counted (result stream_limit), not analysed.")
+    max_event_age_s: float = Field(30 * 86400, gt=0, description="Events older than this are invalid (DLQ).")
+    max_clock_skew_s: float = Field(300.0, ge=0, description="Events this far in the future are invalid (DLQ).")
     lag_interval_s: float = Field(5.0, gt=0, description="How often consumer lag is measured.")
     poll_timeout_ms: int = Field(500, ge=10, description="Kafka poll timeout.")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

@@ -32,6 +32,9 @@ class StateStore:
             CREATE TABLE IF NOT EXISTS triggers (dedupe_key TEXT PRIMARY KEY, trigger_id TEXT, time REAL);
             """
         )
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(joins)")}
+        if "verdict" not in columns:  # state written before one-verdict-per-request
+            self.db.execute("ALTER TABLE joins ADD COLUMN verdict INTEGER")
         self._offsets = {(t, p): o for t, p, o in self.db.execute("SELECT topic, part, next_offset FROM offsets")}
 
     # -- transactions ------------------------------------------------------------------------------
@@ -72,21 +75,27 @@ class StateStore:
     # -- join ----------------------------------------------------------------------------------------
     def remember_prediction(self, request_id: str, stream_key: str, t: float) -> bool:
         """False when the request id was already seen (a duplicate event)."""
-        cur = self.db.execute("INSERT OR IGNORE INTO joins VALUES (?, ?, ?)", (request_id, stream_key, t))
+        cur = self.db.execute("INSERT OR IGNORE INTO joins (request_id, stream, time) VALUES (?, ?, ?)",
+                              (request_id, stream_key, t))
         return cur.rowcount == 1
 
-    def stream_of(self, request_id: str) -> str | None:
-        row = self.db.execute("SELECT stream FROM joins WHERE request_id = ?", (request_id,)).fetchone()
-        return None if row is None else row[0]
+    def stream_of(self, request_id: str) -> tuple[str, bool | None] | None:
+        """The stream a request belongs to and the verdict its feedback gave so far (None: none yet)."""
+        row = self.db.execute("SELECT stream, verdict FROM joins WHERE request_id = ?", (request_id,)).fetchone()
+        return None if row is None else (row[0], None if row[1] is None else bool(row[1]))
+
+    def set_verdict(self, request_id: str, negative: bool) -> None:
+        self.db.execute("UPDATE joins SET verdict = ? WHERE request_id = ?", (int(negative), request_id))
 
     def park_feedback(self, feedback_id: str, request_id: str, negative: bool, t: float) -> None:
         self.db.execute("INSERT OR IGNORE INTO pending_feedback VALUES (?, ?, ?, ?)",
                         (feedback_id, request_id, int(negative), t))
 
-    def take_parked(self, request_id: str) -> list[bool]:
-        rows = self.db.execute("DELETE FROM pending_feedback WHERE request_id = ? RETURNING negative",
+    def take_parked(self, request_id: str) -> bool | None:
+        """The latest verdict parked for a request before its prediction arrived (one per request)."""
+        rows = self.db.execute("DELETE FROM pending_feedback WHERE request_id = ? RETURNING negative, time",
                                (request_id,)).fetchall()
-        return [bool(r[0]) for r in rows]
+        return bool(max(rows, key=lambda r: r[1])[0]) if rows else None
 
     def expire(self, before: float, max_joins: int) -> int:
         """Drop join entries older than ``before`` (and beyond the bound); return how many parked

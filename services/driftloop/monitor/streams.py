@@ -157,6 +157,20 @@ class Stream:
             self.episode.feedback += 1
             self.episode.negatives += int(negative)
 
+    def revise_feedback(self, was_negative: bool, negative: bool) -> None:
+        """A request's verdict changed (one verdict per request: the latest counts). The most recent
+        entry with the old verdict is changed in the rate window; if it has left the window, there
+        is nothing to change."""
+        if was_negative == negative:
+            return
+        for i in range(len(self.negatives) - 1, -1, -1):
+            if self.negatives[i] == was_negative:
+                self.negatives[i] = negative
+                if self.episode is not None:
+                    self.episode.negatives += 1 if negative else -1
+                    self.episode.negatives = max(0, self.episode.negatives)
+                return
+
     def add_prediction(self, sample: Sample, backend: DriftBackend) -> TriggerDecision | None:
         self.errors.append(sample.error)
         self.latencies.append(sample.latency)

@@ -80,16 +80,29 @@ def main(argv: list[str] | None = None) -> int:
         retrainer.close()
         return 0 if outcome.result in ("promoted", "rejected", "rolled_back") else 1
     if command in ("promote", "rollback"):
+        from driftloop.core import ids
+
+        try:
+            ids.ALIAS.check(a.alias)
+            ids.VERSION.check(a.version)
+        except ids.InvalidIdentifier as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         pipe = retrainer.pipeline
-        pipe.registry.get(a.alias, a.version)  # must exist
-        if command == "promote":
-            pipe._publish(a.alias, "promote", a.version)
-            pipe.registry.set_status(a.alias, a.version, "promoted", "by hand")
-        else:
+        try:
+            pipe.registry.get(a.alias, a.version)  # must exist
             route = pipe.client.route(a.alias)
-            pipe._publish(a.alias, "rollback", a.version)
-            if route is not None and route.stable_version != a.version:
-                pipe.registry.set_status(a.alias, route.stable_version, "rolled_back", "by hand")
+            # By hand, straight to stable (never a canary): the guards of the loop's own steps apply.
+            pipe.rollouts.publish(pipe.rollouts.plan(a.alias, command, a.version, reason="by hand"))
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            retrainer.close()
+            return 1
+        if command == "promote":
+            pipe.registry.set_status(a.alias, a.version, "promoted", "by hand")
+        elif route is not None and route.stable_version != a.version and \
+                pipe.registry.exists(a.alias, route.stable_version):
+            pipe.registry.set_status(a.alias, route.stable_version, "rolled_back", "by hand")
         retrainer.close()
         return 0
 

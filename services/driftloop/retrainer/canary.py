@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from driftloop.core.ids import NOT_TRAFFIC_SOURCES
 from driftloop.core.settings import KafkaSettings
 from driftloop.core.topics import FEEDBACK, PREDICTIONS
 from driftloop.retrainer.collect import scan_events
@@ -36,23 +37,33 @@ class CanaryStats:
     by_version: dict[str, VersionStats] = field(default_factory=dict)
 
 
+def counts(prediction: events_pb2.PredictionEvent, alias: str) -> bool:
+    """Whether a prediction is evidence about the canary: live traffic the router assigned. Not the
+    gate's or an evaluation's requests, not requests that pinned a version themselves (a client could
+    otherwise decide the verdict), not failures the client caused."""
+    return (prediction.adapter_alias == alias and not prediction.pinned
+            and prediction.tags.get("source") not in NOT_TRAFFIC_SOURCES
+            and prediction.error_source != events_pb2.ERROR_SOURCE_CLIENT)
+
+
 def measure(settings: KafkaSettings, alias: str, since: float) -> CanaryStats:
     stats = CanaryStats()
     version_of: dict[str, str] = {}
     for p in scan_events(settings, PREDICTIONS, since, events_pb2.PredictionEvent):
-        if p.adapter_alias != alias or p.tags.get("source") == "retrainer-gate":
+        if not counts(p, alias) or p.request_id in version_of:
             continue
         s = stats.by_version.setdefault(p.adapter_version, VersionStats())
         s.requests += 1
         s.errors += int(bool(p.error_code))
         version_of[p.request_id] = p.adapter_version
+    verdicts: dict[str, bool] = {}  # one verdict per request: the latest feedback
     for fb in scan_events(settings, FEEDBACK, since, events_pb2.FeedbackEvent):
-        v = version_of.get(fb.request_id)
-        if v is None:
-            continue
-        s = stats.by_version[v]
+        if fb.request_id in version_of:
+            verdicts[fb.request_id] = fb.rating == events_pb2.RATING_NEGATIVE
+    for request_id, negative in verdicts.items():
+        s = stats.by_version[version_of[request_id]]
         s.feedback += 1
-        s.negative += int(fb.rating == events_pb2.RATING_NEGATIVE)
+        s.negative += int(negative)
     return stats
 
 

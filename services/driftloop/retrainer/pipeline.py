@@ -4,6 +4,7 @@ crash finds its own version (or its absence) and never produces a second one."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -16,13 +17,14 @@ from pathlib import Path
 
 import grpc
 
+from driftloop.core import ids
 from driftloop.core.kafka import EventProducer
 from driftloop.core.metrics import RetrainerMetrics
-from driftloop.core.topics import ADAPTER_ROLLOUTS
 from driftloop.retrainer import collect
 from driftloop.retrainer.data import Example, clean, data_hash, split
 from driftloop.retrainer.evaluate import Answerer, Evaluation, GateReport, evaluate, gate
 from driftloop.retrainer.registry import Registry
+from driftloop.retrainer.rollouts import FINAL, Journal, Rollouts
 from driftloop.retrainer.settings import RetrainerSettings
 from driftloop.retrainer.train import render_prompt, train_lora
 from driftloop.v1 import events_pb2, inference_pb2, inference_pb2_grpc
@@ -37,6 +39,32 @@ class RunOutcome:
     version: str
     result: str  # promoted, rejected, rolled_back, failed, skipped
     detail: str = ""
+
+
+class TriggerRefused(ValueError):
+    """A trigger that must not start a run; ``reason`` is the dead letter's error type."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def check_trigger(t: events_pb2.RetrainTrigger) -> None:
+    """The identifier rules for a trigger's fields, before any of them becomes a name or a path."""
+    try:
+        ids.TRIGGER_ID.check(t.trigger_id)
+        ids.ALIAS.check(t.adapter_alias)
+        ids.VERSION.check(t.adapter_version, required=False)
+        ids.MODEL.check(t.model, required=False)
+    except ids.InvalidIdentifier as exc:
+        raise TriggerRefused("invalid_identifier", str(exc)) from None
+    if len(t.dedupe_key) > 256 or not t.dedupe_key.isprintable():
+        raise TriggerRefused("invalid_identifier", "dedupe_key must be printable and at most 256 characters")
+
+
+def gate_alias(alias: str) -> str:
+    """The private alias a candidate is loaded under while the gate measures it (never routed)."""
+    return f"gate-{hashlib.sha256(alias.encode()).hexdigest()[:16]}"
 
 
 def version_for(trigger_id: str) -> str:
@@ -57,9 +85,15 @@ def load_jsonl(path: Path | None, source: str) -> list[Example]:
 class InferenceClient:
     """The gate measures candidates through the real engine of a running inference replica."""
 
-    def __init__(self, address: str, token: str | None, template: str, concurrency: int = 8) -> None:
+    def __init__(self, address: str, token: str | None, template: str, concurrency: int = 8,
+                 tls: bool = False, ca_file: Path | None = None, server_name: str = "") -> None:
         self.concurrency = concurrency
-        self.channel = grpc.insecure_channel(address)
+        if tls:  # whenever inference serves TLS; the CA defaults to the system's roots
+            creds = grpc.ssl_channel_credentials(root_certificates=Path(ca_file).read_bytes() if ca_file else None)
+            options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+            self.channel = grpc.secure_channel(address, creds, options=options)
+        else:
+            self.channel = grpc.insecure_channel(address)
         self.inference = inference_pb2_grpc.InferenceStub(self.channel)
         self.admin = inference_pb2_grpc.AdapterAdminStub(self.channel)
         self.md = (("authorization", f"Bearer {token}"),) if token else ()
@@ -73,7 +107,7 @@ class InferenceClient:
             r = self.inference.Generate(inference_pb2.GenerateRequest(
                 prompt=render_prompt(q, self.template), adapter_alias=alias, adapter_version=version,
                 sampling=inference_pb2.SamplingParams(max_tokens=32, temperature=0.0),
-                tags={"source": "retrainer-gate"}), timeout=60)
+                tags={"source": "retrainer-gate"}), metadata=self.md, timeout=60)  # reserved tag: token
             return r.text.strip(), time.perf_counter() - t0
 
         def answer(questions: Sequence[str]) -> tuple[list[str], list[float]]:
@@ -104,6 +138,7 @@ class Pipeline:
         self.producer = producer
         self.client = client
         self.registry = Registry(settings.adapter_root)
+        self.rollouts = Rollouts(producer, client, self.registry, metrics)
         self.observe_canary = canary_observer
 
     # -- stages --------------------------------------------------------------------------------
@@ -141,11 +176,34 @@ class Pipeline:
             log.warning("trigger %s: %s", trigger.trigger_id, info["warning"])
         return rows, info
 
+    def run_dir(self, trigger: events_pb2.RetrainTrigger) -> Path:
+        runs = self.s.state_dir / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        return ids.path_in(runs, trigger.trigger_id)
+
+    def admit(self, trigger: events_pb2.RetrainTrigger) -> None:
+        """Checks before any work: identifiers, the alias is served, the trigger is not stale.
+        Raises TriggerRefused (the record is dead-lettered; nothing trains); a replica that cannot be
+        reached raises grpc.RpcError (transient: the trigger is retried)."""
+        check_trigger(trigger)
+        age = time.time() - (trigger.created_time.seconds or time.time())
+        if age > self.s.max_trigger_age_s:
+            raise TriggerRefused("stale", f"trigger is {age:.0f} s old (max_trigger_age_s "
+                                          f"{self.s.max_trigger_age_s:.0f})")
+        if self.registry.exists(trigger.adapter_alias, version_for(trigger.trigger_id)):
+            return  # this trigger's own run already registered its version: resume it
+        route = self.client.route(trigger.adapter_alias)
+        if route is None:
+            raise TriggerRefused("unknown_alias", f"inference routes no alias {trigger.adapter_alias!r}")
+        if trigger.adapter_version and route.stable_version != trigger.adapter_version:
+            raise TriggerRefused("stale", f"the episode began on {trigger.adapter_version}; "
+                                          f"{trigger.adapter_alias} now serves {route.stable_version}")
+
     def run(self, trigger: events_pb2.RetrainTrigger) -> RunOutcome:
         alias, version = trigger.adapter_alias, version_for(trigger.trigger_id)
+        run_dir = self.run_dir(trigger)
         if self.registry.exists(alias, version):  # restarted after a crash: continue, never retrain
             return self._resume(trigger, version)
-        run_dir = self.s.state_dir / "runs" / trigger.trigger_id
         run_dir.mkdir(parents=True, exist_ok=True)
         criteria = self.s.gate_criteria()
         (run_dir / "criteria.json").write_text(json.dumps(asdict(criteria), indent=2))  # fixed before training
@@ -161,7 +219,9 @@ class Pipeline:
         if len(parts["train"]) < 10 or not parts["val"] or not parts["test"]:
             return RunOutcome(trigger.trigger_id, alias, version, "failed",
                               f"not enough clean data: {dataset_info['summary']}")
-        staging = self.s.adapter_root / ".staging" / version
+        staging_root = self.s.adapter_root / ".staging"
+        staging_root.mkdir(parents=True, exist_ok=True)
+        staging = ids.path_in(staging_root, version)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         t0 = time.perf_counter()
@@ -188,7 +248,7 @@ class Pipeline:
         return self._rollout(trigger, version)
 
     def _gate(self, alias: str, version: str, staging: Path, test: list[Example]) -> GateReport:
-        eval_alias = f"{alias}.gate"
+        eval_alias = gate_alias(alias)
         rel = staging.relative_to(self.s.adapter_root).as_posix()
         self.client.load(eval_alias, version, rel)
         t0 = time.perf_counter()
@@ -211,64 +271,59 @@ class Pipeline:
             self.m.gate_score.labels(alias, "corrections_exact_match", role).set(ev.fresh.exact_match)
         return report
 
-    def _publish(self, alias: str, action: str, stable: str, canary: str = "", weight: float = 0.0,
-                 trigger_id: str = "") -> None:
-        route = self.client.route(alias)
-        r = events_pb2.AdapterRollout(adapter_alias=alias, rollout_id=f"{alias}-{action}-{int(time.time() * 1000)}",
-                                      generation=(route.generation if route else 0) + 1, action=action,
-                                      canary_weight=weight, trigger_id=trigger_id)
-        r.time.GetCurrentTime()
-        r.stable.version, r.stable.path = stable, f"{alias}/{stable}"
-        if canary:
-            r.canary.version, r.canary.path = canary, f"{alias}/{canary}"
-        self.producer.send_and_wait(ADAPTER_ROLLOUTS, alias, r)
-        self.m.rollouts.labels(alias, action).inc()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # wait until the replica applied it
-            now = self.client.route(alias)
-            if now and now.stable_version == stable and now.canary_version == canary:
-                return
-            time.sleep(0.5)
-        raise TimeoutError(f"inference did not apply the {action} of {alias} within 120 s")
-
     def _rollout(self, trigger: events_pb2.RetrainTrigger, version: str) -> RunOutcome:
+        """Canary → observe → promote or roll back, each step journaled before it is published, so a
+        retry continues where the last try stopped (see retrainer/rollouts.py)."""
         alias = trigger.adapter_alias
-        route = self.client.route(alias)
+        journal = Journal(self.run_dir(trigger) / "rollout.json")
+        step = journal.last()
         t0 = time.perf_counter()
-        if route is None:  # nothing routed yet: the first version goes straight to stable
-            self._publish(alias, "promote", version, trigger_id=trigger.trigger_id)
-            self.registry.set_status(alias, version, "promoted", "first version of the alias")
+        if step is None:
+            route = self.client.route(alias)
+            if route is None:  # nothing routed yet: the first version goes straight to stable
+                self.rollouts.take(journal, self.rollouts.plan(alias, "promote", version, trigger_id=trigger.trigger_id,
+                                                               reason="first version of the alias"), version)
+                self.m.last_success.labels(alias).set(time.time())
+                return RunOutcome(trigger.trigger_id, alias, version, "promoted", "first version")
+            step = self.rollouts.take(journal, self.rollouts.plan(
+                alias, "canary", route.stable_version, version, self.s.canary_weight, trigger.trigger_id,
+                f"weight {self.s.canary_weight}"), version)
+        else:
+            step = self.rollouts.finish(journal, version)  # a retry: carry out what was journaled last
+        if step.action == "canary":
+            stable = step.stable
+            ok, detail = self.observe_canary(alias, stable, version) if self.observe_canary else (True, "not observed")
+            self.m.stage_seconds.labels("canary").observe(time.perf_counter() - t0)
+            if ok:
+                step = self.rollouts.take(journal, self.rollouts.plan(alias, "promote", version,
+                                                                      trigger_id=trigger.trigger_id, reason=detail),
+                                          version)
+            else:
+                step = self.rollouts.take(journal, self.rollouts.plan(alias, "rollback", stable,
+                                                                      trigger_id=trigger.trigger_id, reason=detail),
+                                          version)
+        if step.action == "promote":
             self.m.last_success.labels(alias).set(time.time())
-            return RunOutcome(trigger.trigger_id, alias, version, "promoted", "first version")
-        stable = route.stable_version
-        self._publish(alias, "canary", stable, version, self.s.canary_weight, trigger.trigger_id)
-        self.registry.set_status(alias, version, "canary", f"weight {self.s.canary_weight}")
-        ok, detail = self.observe_canary(alias, stable, version) if self.observe_canary else (True, "not observed")
-        self.m.stage_seconds.labels("canary").observe(time.perf_counter() - t0)
-        if ok:
-            self._publish(alias, "promote", version, trigger_id=trigger.trigger_id)
-            self.registry.set_status(alias, version, "promoted", detail)
-            self.m.last_success.labels(alias).set(time.time())
-            return RunOutcome(trigger.trigger_id, alias, version, "promoted", detail)
-        self._publish(alias, "rollback", stable, trigger_id=trigger.trigger_id)
-        self.registry.set_status(alias, version, "rolled_back", detail)
-        return RunOutcome(trigger.trigger_id, alias, version, "rolled_back", detail)
+            return RunOutcome(trigger.trigger_id, alias, version, "promoted", step.reason)
+        return RunOutcome(trigger.trigger_id, alias, version, "rolled_back", step.reason)
 
     def abandon(self, trigger: events_pb2.RetrainTrigger) -> str:
         """After a run failed for good: if its version is out as a canary, route all traffic back to
         stable and record the version as rolled back. Returns a note for the outcome's detail."""
         alias, version = trigger.adapter_alias, version_for(trigger.trigger_id)
-        if not self.registry.exists(alias, version) or self.registry.get(alias, version).status != "canary":
+        journal = Journal(self.run_dir(trigger) / "rollout.json")
+        step = journal.last()
+        if step is None or step.action != "canary" or not self.registry.exists(alias, version):
             return ""
-        route = self.client.route(alias)
-        if route is not None and route.canary_version == version:
-            self._publish(alias, "rollback", route.stable_version, trigger_id=trigger.trigger_id)
-        self.registry.set_status(alias, version, "rolled_back", "run failed during the canary")
+        if self.registry.get(alias, version).status in FINAL:
+            return ""
+        self.rollouts.take(journal, self.rollouts.plan(alias, "rollback", step.stable, trigger_id=trigger.trigger_id,
+                                                       reason="run failed during the canary"), version)
         return f"; canary {version} rolled back"
 
     def _resume(self, trigger: events_pb2.RetrainTrigger, version: str) -> RunOutcome:
         v = self.registry.get(trigger.adapter_alias, version)
-        if v.status in ("promoted", "rejected", "rolled_back"):
+        if v.status in FINAL:
             return RunOutcome(trigger.trigger_id, v.alias, version, v.status, "already finished")
         if not v.metadata.get("gate", {}).get("passed"):
             self.registry.set_status(v.alias, version, "rejected", "acceptance gate")

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from driftloop.core import ids
+
 STATUSES = ("candidate", "canary", "promoted", "rejected", "rolled_back")
 
 
@@ -37,7 +39,7 @@ class Registry:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, alias: str, version: str) -> Path:
-        return self.root / alias / version
+        return ids.path_in(self.root, alias, version)
 
     def exists(self, alias: str, version: str) -> bool:
         return (self.path(alias, version) / "metadata.json").exists()
@@ -73,13 +75,15 @@ class Registry:
 
     def versions(self, alias: str = "") -> list[Version]:
         out = []
-        aliases = [alias] if alias else sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        # Only names the identifier rules allow (so not .staging, nor anything else put beside them).
+        aliases = [alias] if alias else sorted(p.name for p in self.root.iterdir()
+                                               if p.is_dir() and ids.ALIAS.ok(p.name))
         for a in aliases:
-            d = self.root / a
+            d = ids.path_in(self.root, a)
             if not d.is_dir():
                 continue
             for p in d.iterdir():
-                if (p / "metadata.json").exists():
+                if ids.VERSION.ok(p.name) and (p / "metadata.json").exists():
                     out.append(self.get(a, p.name))
         return sorted(out, key=lambda v: v.metadata.get("registered_at", 0))
 

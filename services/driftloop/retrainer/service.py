@@ -12,16 +12,17 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from driftloop.core import codec
+from driftloop.core import codec, ids
 from driftloop.core.kafka import DeadLetterSink, EventConsumer, EventProducer
 from driftloop.core.metrics import RetrainerMetrics
 from driftloop.core.sqlite import open_db
 from driftloop.core.topics import RETRAIN_TRIGGERS
 from driftloop.retrainer.canary import CanaryObserver
-from driftloop.retrainer.pipeline import InferenceClient, Pipeline, RunOutcome
+from driftloop.retrainer.pipeline import InferenceClient, Pipeline, RunOutcome, TriggerRefused
 from driftloop.retrainer.settings import RetrainerSettings
 from driftloop.v1 import events_pb2
 
@@ -50,6 +51,14 @@ class Outcomes:
             (t.trigger_id, t.dedupe_key, t.adapter_alias, time.time()))
         return self.db.execute("SELECT attempts FROM outcomes WHERE trigger_id = ?", (t.trigger_id,)).fetchone()[0]
 
+    def skip(self, t: events_pb2.RetrainTrigger, reason: str) -> None:
+        """A trigger refused before any work (stale, unknown alias): an outcome with no version."""
+        now = time.time()
+        self.db.execute(
+            "INSERT INTO outcomes (trigger_id, dedupe_key, alias, version, result, detail, attempts, started, finished)"
+            " VALUES (?, ?, ?, '', 'skipped', ?, 0, ?, ?) ON CONFLICT(trigger_id) DO NOTHING",
+            (t.trigger_id, t.dedupe_key, t.adapter_alias, reason, now, now))
+
     def finish(self, o: RunOutcome) -> None:
         self.db.execute("UPDATE outcomes SET version = ?, result = ?, detail = ?, finished = ? WHERE trigger_id = ?",
                         (o.version, o.result, o.detail, time.time(), o.trigger_id))
@@ -68,7 +77,8 @@ class Retrainer:
         self.producer = EventProducer(settings.kafka, "retrainer")
         token = settings.inference_admin_token.get_secret_value() if settings.inference_admin_token else None
         self.client = InferenceClient(settings.inference_address, token, settings.prompt_template,
-                                      settings.gate_concurrency)
+                                      settings.gate_concurrency, settings.inference_tls, settings.inference_ca_file,
+                                      settings.inference_server_name)
         observer = CanaryObserver(settings.kafka, settings.canary_min_requests, settings.canary_max_wait_s,
                                   settings.canary_max_negative_increase)
         self.pipeline = Pipeline(settings, self.metrics, self.producer, self.client, observer)
@@ -94,6 +104,22 @@ class Retrainer:
             self.dead_letters(record, exc.error_type, exc.reason)
             self.metrics.triggers.labels("invalid").inc()
             self.consumer.commit({tp: record.offset + 1})
+            return
+        try:
+            self.pipeline.admit(trigger)
+        except TriggerRefused as exc:  # never trains: dead-lettered with the reason, recorded, committed
+            self.dead_letters(record, exc.reason, str(exc))
+            self.metrics.triggers.labels(exc.reason).inc()
+            if exc.reason != "invalid_identifier":  # an outcome row needs a trigger id the rules allow
+                self.outcomes.skip(trigger, str(exc))
+            log.warning("trigger %s refused (%s): %s", ids.shown(trigger.trigger_id), exc.reason, exc)
+            self.consumer.commit({tp: record.offset + 1})
+            return
+        except grpc.RpcError as exc:  # the replica is unreachable: not a verdict, try this trigger again
+            log.warning("cannot check trigger %s against inference (%s); retrying", trigger.trigger_id,
+                        exc.code() if hasattr(exc, "code") else exc)
+            self.consumer.raw.seek(tp, record.offset)
+            stop.wait(self.s.retry_backoff_s)
             return
         done = self.outcomes.finished(trigger.trigger_id, trigger.dedupe_key)
         if done is not None:

@@ -37,6 +37,7 @@ class RetrainerSettings(BaseSettings):
     run_attempts: int = Field(3, ge=1, description="Tries per trigger before it is recorded as failed; a retry "
                               "resumes from the registered version, it never trains twice.")
     retry_backoff_s: float = Field(15.0, ge=0, description="Pause between tries of a failed run.")
+    max_trigger_age_s: float = Field(86400.0, gt=0, description="Older triggers are stale: dead-lettered, no run.")
     metrics_port: int = Field(9402, ge=0, description="Prometheus /metrics port.")
     host: str = Field("127.0.0.1", description="Metrics listen address.")
 
@@ -64,7 +65,13 @@ class RetrainerSettings(BaseSettings):
 
     # rollout
     inference_address: str = Field("127.0.0.1:50051", description="An inference replica (gate and checks).")
-    inference_admin_token: SecretStr | None = Field(None, description="Bearer token for AdapterAdmin.")
+    inference_admin_token: SecretStr | None = Field(None, description="Bearer token for AdapterAdmin (and the "
+                                                    "gate's reserved source tag).")
+    inference_tls: bool = Field(False, description="Dial inference over TLS (set whenever inference serves TLS).")
+    inference_ca_file: Path | None = Field(None, description="PEM CA bundle that signed inference's certificate "
+                                           "(default: the system's roots).")
+    inference_server_name: str = Field("", description="Name to verify in inference's certificate, when it differs "
+                                       "from the address's host.")
     canary_weight: float = Field(0.2, gt=0, lt=1, description="Share of traffic the canary gets.")
     canary_min_requests: int = Field(100, ge=1, description="Canary requests needed before a verdict.")
     canary_max_wait_s: float = Field(600.0, gt=0, description="Longest canary phase before a decision.")

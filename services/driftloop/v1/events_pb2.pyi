@@ -10,17 +10,26 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ErrorSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_SOURCE_UNSPECIFIED: _ClassVar[ErrorSource]
+    ERROR_SOURCE_CLIENT: _ClassVar[ErrorSource]
+    ERROR_SOURCE_SERVER: _ClassVar[ErrorSource]
+
 class Rating(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     RATING_UNSPECIFIED: _ClassVar[Rating]
     RATING_POSITIVE: _ClassVar[Rating]
     RATING_NEGATIVE: _ClassVar[Rating]
+ERROR_SOURCE_UNSPECIFIED: ErrorSource
+ERROR_SOURCE_CLIENT: ErrorSource
+ERROR_SOURCE_SERVER: ErrorSource
 RATING_UNSPECIFIED: Rating
 RATING_POSITIVE: Rating
 RATING_NEGATIVE: Rating
 
 class PredictionEvent(_message.Message):
-    __slots__ = ("request_id", "request_time", "response_time", "model", "adapter_alias", "adapter_version", "prompt", "completion", "prompt_tokens", "completion_tokens", "mean_token_logprob", "finish_reason", "latency_seconds", "time_to_first_token_seconds", "error_code", "error_message", "replica", "stream", "tags")
+    __slots__ = ("request_id", "request_time", "response_time", "model", "adapter_alias", "adapter_version", "prompt", "completion", "prompt_tokens", "completion_tokens", "mean_token_logprob", "finish_reason", "latency_seconds", "time_to_first_token_seconds", "error_code", "error_message", "replica", "stream", "tags", "truncated_fields", "pinned", "error_source")
     class TagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +56,9 @@ class PredictionEvent(_message.Message):
     REPLICA_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_SOURCE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     request_time: _timestamp_pb2.Timestamp
     response_time: _timestamp_pb2.Timestamp
@@ -66,10 +78,13 @@ class PredictionEvent(_message.Message):
     replica: str
     stream: bool
     tags: _containers.ScalarMap[str, str]
-    def __init__(self, request_id: _Optional[str] = ..., request_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., response_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model: _Optional[str] = ..., adapter_alias: _Optional[str] = ..., adapter_version: _Optional[str] = ..., prompt: _Optional[str] = ..., completion: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., mean_token_logprob: _Optional[float] = ..., finish_reason: _Optional[str] = ..., latency_seconds: _Optional[float] = ..., time_to_first_token_seconds: _Optional[float] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., replica: _Optional[str] = ..., stream: bool = ..., tags: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    truncated_fields: _containers.RepeatedScalarFieldContainer[str]
+    pinned: bool
+    error_source: ErrorSource
+    def __init__(self, request_id: _Optional[str] = ..., request_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., response_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model: _Optional[str] = ..., adapter_alias: _Optional[str] = ..., adapter_version: _Optional[str] = ..., prompt: _Optional[str] = ..., completion: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., mean_token_logprob: _Optional[float] = ..., finish_reason: _Optional[str] = ..., latency_seconds: _Optional[float] = ..., time_to_first_token_seconds: _Optional[float] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., replica: _Optional[str] = ..., stream: bool = ..., tags: _Optional[_Mapping[str, str]] = ..., truncated_fields: _Optional[_Iterable[str]] = ..., pinned: bool = ..., error_source: _Optional[_Union[ErrorSource, str]] = ...) -> None: ...
 
 class FeedbackEvent(_message.Message):
-    __slots__ = ("feedback_id", "request_id", "time", "rating", "correction", "comment", "tags")
+    __slots__ = ("feedback_id", "request_id", "time", "rating", "correction", "comment", "tags", "truncated_fields")
     class TagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +99,7 @@ class FeedbackEvent(_message.Message):
     CORRECTION_FIELD_NUMBER: _ClassVar[int]
     COMMENT_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELDS_FIELD_NUMBER: _ClassVar[int]
     feedback_id: str
     request_id: str
     time: _timestamp_pb2.Timestamp
@@ -91,7 +107,8 @@ class FeedbackEvent(_message.Message):
     correction: str
     comment: str
     tags: _containers.ScalarMap[str, str]
-    def __init__(self, feedback_id: _Optional[str] = ..., request_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rating: _Optional[_Union[Rating, str]] = ..., correction: _Optional[str] = ..., comment: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    truncated_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, feedback_id: _Optional[str] = ..., request_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rating: _Optional[_Union[Rating, str]] = ..., correction: _Optional[str] = ..., comment: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., truncated_fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SignalEvidence(_message.Message):
     __slots__ = ("signal", "statistic", "threshold", "p_value", "detected", "sample_count", "windows_over")

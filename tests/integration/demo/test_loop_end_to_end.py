@@ -18,6 +18,7 @@ from tests.integration.retrainer.conftest import SMALL
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.timeout(1500)  # ~9 min alone on 2 cores; the loop's own bound is after_max_s
 def test_world_change_is_detected_retrained_and_promoted(tmp_path: Path) -> None:
     settings = DemoSettings(run_dir=tmp_path / "run", report_dir=tmp_path / "report",
                             base_model_dir=tmp_path / "base", before_requests=400, eval_size=80,

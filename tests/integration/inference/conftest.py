@@ -1,15 +1,15 @@
-"""A real inference service (vLLM engine, subprocess) on a tiny random Llama, once per session."""
+"""A real inference service (vLLM engine, subprocess) on a tiny random Llama: its files and how to
+start it. The session's one instance (fixtures ``tiny_model`` and ``inference_server``) lives in
+tests/integration/conftest.py, so the inference and the hostile-input suites share one engine."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import pytest
 
 from driftloop.local.kafka import LocalKafka, free_port
 from driftloop.local.procs import ServiceProcess
@@ -26,15 +26,14 @@ class ModelFiles:
     adapter_root: Path
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
-    root = tmp_path_factory.mktemp("model")
+def build_model_files(root: Path) -> ModelFiles:
+    """The tiny base model, four good adapters of transit-qa, and broken adapters that must be
+    refused before the engine sees them."""
     base = build(root / "base")
     adapters = root / "adapters"
     for i in (1, 2, 3, 4):
         make_lora(base, adapters / "transit-qa" / f"v{i}", seed=i)
     good = adapters / "transit-qa" / "v1"
-    # Broken adapters that must be refused before the engine sees them.
     bad = adapters / "bad"
     (bad / "no-weights").mkdir(parents=True)
     shutil.copy(good / "adapter_config.json", bad / "no-weights")
@@ -93,14 +92,3 @@ def start_server(name: str, env: dict[str, str], log: Path, root_cert: bytes | N
         channel = grpc.secure_channel(ready["grpc"], grpc.ssl_channel_credentials(root_certificates=root_cert))
     grpc.channel_ready_future(channel).result(timeout=30)
     return Server(proc, ready["grpc"], f"http://{ready['metrics']}/metrics", channel)
-
-
-@pytest.fixture(scope="session")
-def inference_server(tiny_model, kafka_broker, tmp_path_factory) -> Iterator[Server]:
-    state = tmp_path_factory.mktemp("inference")
-    server = start_server("inference", inference_env(tiny_model, kafka_broker, state), state / "server.log")
-    try:
-        yield server
-    finally:
-        server.channel.close()
-        server.process.stop()

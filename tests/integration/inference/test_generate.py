@@ -18,7 +18,7 @@ def test_generate_stream_feedback_and_events(inference_server, kafka_settings, u
     inf = inference_server.inference
     rid, sid = unique("gen"), unique("stream")
     r = inf.Generate(pb.GenerateRequest(request_id=rid, prompt="when does the bus leave the depot",
-                                        tags={"source": "test"}), timeout=60)
+                                        tags={"client": "test"}), timeout=60)
     assert r.request_id == rid and r.text
     assert r.model == "tiny-llama" and r.finish_reason in ("stop", "length")
     assert r.usage.prompt_tokens > 0 and 0 < r.usage.completion_tokens <= 8
@@ -48,7 +48,7 @@ def test_generate_stream_feedback_and_events(inference_server, kafka_settings, u
     assert p.prompt == "when does the bus leave the depot" and p.completion == r.text
     assert p.model == "tiny-llama" and p.completion_tokens == r.usage.completion_tokens
     assert p.HasField("mean_token_logprob") and p.HasField("time_to_first_token_seconds")
-    assert p.latency_seconds > 0 and p.request_time.seconds > 0 and p.tags["source"] == "test"
+    assert p.latency_seconds > 0 and p.request_time.seconds > 0 and p.tags["client"] == "test"
     assert p.error_code == "" and p.replica
     assert preds[sid].stream and preds[sid].completion == "".join(c.text_delta for c in chunks)
     assert feedback[0].rating == events_pb2.RATING_NEGATIVE and feedback[0].correction == "Every ten minutes."

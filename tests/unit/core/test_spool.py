@@ -43,3 +43,68 @@ def test_full_spool_drops_oldest_and_says_how_many(tmp_path: Path) -> None:
     spool.delete(spool.peek(100))
     assert spool.rows == 0 and spool.bytes == 0
     spool.close()
+
+
+class _Future:
+    def __init__(self, topic: str, exc: Exception | None = None) -> None:
+        self.topic, self.exc = topic, exc
+
+    def get(self, timeout: float | None = None):
+        if self.exc is not None:
+            raise self.exc
+        return self
+
+
+class _Producer:
+    """Refuses values above ``limit`` at send time (as kafka-python does above max_request_size) and
+    ``broker_refuses`` by key at delivery (as the broker does above max.message.bytes)."""
+
+    def __init__(self, limit: int, broker_refuses: set[bytes] = frozenset()) -> None:
+        self.limit, self.broker_refuses, self.sent = limit, broker_refuses, []
+
+    def send_raw(self, topic, key, value, headers):
+        from kafka.errors import MessageSizeTooLargeError
+
+        if len(value) > self.limit:
+            raise MessageSizeTooLargeError(f"{len(value)} bytes")
+        if key in self.broker_refuses:
+            return _Future(topic, MessageSizeTooLargeError("broker: too large"))
+        self.sent.append(key)
+        return _Future(topic)
+
+    def close(self, timeout=None) -> None:
+        pass
+
+
+def test_an_event_kafka_refuses_for_good_is_set_aside_and_the_rest_flows(tmp_path: Path) -> None:
+    import time
+
+    from prometheus_client import CollectorRegistry
+
+    from driftloop.core.metrics import EventMetrics
+    from driftloop.core.settings import KafkaSettings
+    from driftloop.core.spool import EventEmitter
+    from driftloop.core.topics import PREDICTIONS
+    from driftloop.v1 import events_pb2
+
+    producer = _Producer(limit=10_000, broker_refuses={b"r-3"})
+    metrics = EventMetrics(CollectorRegistry(), "test")
+    emitter = EventEmitter(KafkaSettings(), tmp_path / "s.db", 1 << 24, metrics, batch=4,
+                           producer_factory=lambda: producer)
+    emitter.start()
+    for i in range(10):
+        prompt = "x" * (50_000 if i == 1 else 10)  # r-1 is refused by the client, r-3 by the broker
+        emitter.emit(PREDICTIONS, f"r-{i}", events_pb2.PredictionEvent(request_id=f"r-{i}", prompt=prompt))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(producer.sent) < 8:
+        time.sleep(0.05)
+    assert producer.sent == [f"r-{i}".encode() for i in (0, 2, 4, 5, 6, 7, 8, 9)]  # in order, none blocked
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and emitter.spool.rows:
+        time.sleep(0.05)
+    assert emitter.spool.rows == 0 and emitter.spool.rejected_rows == 2
+    assert [(topic, reason) for _, topic, reason in emitter.spool.rejected()] == \
+        [(PREDICTIONS.name, "MessageSizeTooLargeError")] * 2
+    assert metrics.rejected.labels("test", "MessageSizeTooLargeError")._value.get() == 2
+    assert metrics.kafka_up._value.get() == 1
+    emitter.close(drain_timeout=1)

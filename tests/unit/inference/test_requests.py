@@ -3,11 +3,11 @@ from __future__ import annotations
 import pytest
 
 from driftloop.inference import requests
-from driftloop.inference.errors import InvalidRequest
+from driftloop.inference.errors import InvalidRequest, PermissionDenied
 from driftloop.inference.settings import InferenceSettings
 from driftloop.v1 import inference_pb2 as pb
 
-S = InferenceSettings(max_tokens_limit=32, default_max_tokens=8, max_prompt_chars=50)
+S = InferenceSettings(max_tokens_limit=32, default_max_tokens=8, max_prompt_chars=50, admin_token="t")
 
 
 def test_defaults_apply() -> None:
@@ -36,4 +36,44 @@ def test_tags_bounded() -> None:
 
 def test_settings_reject_inconsistent_tls() -> None:
     with pytest.raises(ValueError):
-        InferenceSettings(tls_cert_file="/x.pem")
+        InferenceSettings(tls_cert_file="/x.pem", admin_token="t")
+
+
+def test_admin_needs_a_token_unless_explicitly_open() -> None:
+    with pytest.raises(ValueError, match="admin_token"):
+        InferenceSettings()
+    assert InferenceSettings(allow_unauthenticated_admin=True).admin_token is None
+
+
+@pytest.mark.parametrize("field,value", [
+    ("adapter_alias", "a" * 65), ("adapter_alias", "../etc"), ("adapter_alias", "a/b"), ("adapter_alias", "é"),
+    ("adapter_version", "."), ("adapter_version", "v 1"), ("request_id", "x" * 129), ("request_id", "id\n"),
+    ("request_id", "-leading"),
+])
+def test_identifiers_follow_one_rule_and_errors_stay_short(field: str, value: str) -> None:
+    req = pb.GenerateRequest(prompt="hi", **{"adapter_alias": "transit-qa", field: value})
+    with pytest.raises(InvalidRequest) as err:
+        requests.generation_params(req, S)
+    assert field in str(err.value) and len(str(err.value)) < 200
+
+
+def test_an_oversized_alias_is_refused_without_echoing_it() -> None:
+    with pytest.raises(InvalidRequest) as err:
+        requests.generation_params(pb.GenerateRequest(prompt="hi", adapter_alias="a" * 1_000_000), S)
+    assert len(str(err.value)) < 200
+
+
+def test_reserved_tags_need_the_admin_token() -> None:
+    req = pb.GenerateRequest(prompt="hi", tags={"source": "retrainer-gate"})
+    with pytest.raises(PermissionDenied, match="reserved"):
+        requests.generation_params(req, S, authenticated=False)
+    requests.generation_params(req, S, authenticated=True)
+    requests.generation_params(pb.GenerateRequest(prompt="hi", tags={"slice": "fare"}), S)  # others are free
+    with pytest.raises(PermissionDenied):
+        requests.check_feedback(pb.SubmitFeedbackRequest(request_id="r1", rating=1, tags={"source": "x"}))
+
+
+def test_tag_keys_follow_the_rule() -> None:
+    for bad in ({"": "v"}, {"a b": "v"}, {"k": "v" * 257}, {"k": "line\nbreak"}):
+        with pytest.raises(InvalidRequest):
+            requests.generation_params(pb.GenerateRequest(prompt="hi", tags=bad), S)
