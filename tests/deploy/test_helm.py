@@ -149,12 +149,13 @@ def test_environment_names_are_settings(rendered, values):
 def test_default_release(rendered):
     docs = rendered["default"]
     kinds = {d["kind"] for d in docs}
-    assert kinds == {"ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Service", "Deployment", "Secret"}
+    assert kinds == {"ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Service", "Deployment", "Secret",
+                     "NetworkPolicy"}
 
     inf = one(docs, "Deployment", "dl-driftloop-inference")
     c = container(inf)
     assert c["command"] == ["python", "-m", "driftloop.inference"]
-    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"grpc": 50051, "metrics": 9400}
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"grpc": 50051, "admin": 50052, "metrics": 9400}
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert c[probe]["grpc"] == {"port": 50051, "service": ""}, probe
     assert [e["name"] for e in c["env"]] == ["DRIFTLOOP_INFERENCE_REPLICA", "DRIFTLOOP_INFERENCE_ADMIN_TOKEN"]
@@ -164,6 +165,9 @@ def test_default_release(rendered):
     assert cm["DRIFTLOOP_INFERENCE_SPOOL_MAX_BYTES"] == "268435456"
     assert cm["DRIFTLOOP_INFERENCE_GPU_MEMORY_UTILIZATION"] == "0.9"
     assert cm["DRIFTLOOP_INFERENCE_MAX_CONCURRENT_RPCS"] == "256"
+    # the spool is an emptyDir: the pod waits for its drain, and what is left is counted as lost
+    assert cm["DRIFTLOOP_INFERENCE_SPOOL_EPHEMERAL"] == "true" and cm["DRIFTLOOP_INFERENCE_SPOOL_DRAIN_S"] == "60"
+    assert inf["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 20 + 60 + 15
     assert "DRIFTLOOP_INFERENCE_ALLOW_UNAUTHENTICATED_ADMIN" not in cm
     assert inf["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
 
@@ -180,6 +184,8 @@ def test_default_release(rendered):
     assert ret["spec"]["replicas"] == 1 and ret["spec"]["strategy"] == {"type": "Recreate"}
     rcm = one(docs, "ConfigMap", "dl-driftloop-retrainer")["data"]
     assert rcm["DRIFTLOOP_RETRAINER_INFERENCE_ADDRESS"] == "dl-driftloop-inference:50051"
+    assert rcm["DRIFTLOOP_RETRAINER_INFERENCE_ADMIN_ADDRESS"] == "dl-driftloop-inference:50052"
+    assert cm["DRIFTLOOP_INFERENCE_ADMIN_PORT"] == "50052"
 
     # one ReadWriteMany adapter claim: read-only in inference, writable in the retrainer
     pvc = one(docs, "PersistentVolumeClaim", "dl-driftloop-adapters")
@@ -208,6 +214,30 @@ def test_admin_token_is_generated_when_none_is_given(rendered):
                       ("retrainer", "DRIFTLOOP_RETRAINER_INFERENCE_ADMIN_TOKEN")):
         env = {e["name"]: e for e in container(one(docs, "Deployment", f"dl-driftloop-{name}"))["env"]}
         assert env[var]["valueFrom"]["secretKeyRef"] == {"name": "dl-driftloop", "key": "admin-token"}, name
+
+
+def test_network_policies_keep_applications_off_admin(rendered):
+    """On by default: inference's admin port only from the retrainer's pods, gRPC and metrics open,
+    monitor and retrainer reachable on metrics only; no Kafka policy unless its pods are named."""
+    docs = rendered["default"]
+    inf = one(docs, "NetworkPolicy", "dl-driftloop-inference")["spec"]
+    assert inf["policyTypes"] == ["Ingress"]
+    rules = {r["ports"][0]["port"]: r for r in inf["ingress"]}
+    assert set(rules) == {"grpc", "admin", "metrics"}
+    assert "from" not in rules["grpc"] and "from" not in rules["metrics"]
+    assert rules["admin"]["from"] == [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "driftloop", "app.kubernetes.io/instance": "dl",
+        "app.kubernetes.io/component": "retrainer"}}}]
+    svc = one(docs, "Service", "dl-driftloop-inference")
+    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]}["admin"] == 50052
+    for name in ("monitor", "retrainer"):
+        spec = one(docs, "NetworkPolicy", f"dl-driftloop-{name}")["spec"]
+        assert [r["ports"][0]["port"] for r in spec["ingress"]] == ["metrics"]
+    assert not find(docs, "NetworkPolicy", "dl-driftloop-kafka-clients")
+    strimzi = one(rendered["strimzi"], "NetworkPolicy", "dl-driftloop-kafka-clients")["spec"]
+    assert strimzi["podSelector"]["matchLabels"]["strimzi.io/kind"] == "Kafka"
+    assert strimzi["ingress"][0]["from"][0]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/instance": "dl", "app.kubernetes.io/name": "driftloop"}
 
 
 def test_insecure_admin_only_by_explicit_switch(rendered):

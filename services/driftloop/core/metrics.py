@@ -37,12 +37,14 @@ class EventMetrics:
             ["service"], registry=registry,
         ).labels(service)
         self.dropped = Counter(
-            "driftloop_events_dropped_total", "Events dropped, by reason (spool_full: oldest dropped).",
+            "driftloop_events_dropped_total", "Events dropped, by reason (spool_full: oldest dropped; shutdown: "
+            "undelivered when a pod with an ephemeral spool stopped).",
             ["service", "reason"], registry=registry,
         )
         # Exported at 0 from the start: increase() (alert DriftloopEventsDropped, the dashboard)
         # sees the first drop, and "no drops" reads 0, not "no data".
         self.dropped.labels(service, "spool_full")
+        self.dropped.labels(service, "shutdown")
         self.rejected = Counter(
             "driftloop_events_rejected_total", "Events Kafka refused for good (e.g. MessageSizeTooLargeError), "
             "moved out of the spool's head so the rest keeps flowing.", ["service", "reason"], registry=registry,

@@ -295,9 +295,12 @@ class EventEmitter:
         self._metrics.spooled_bytes.set(self.spool.bytes)
         self._metrics.set_aside.set(self.spool.rejected_rows)
 
-    def close(self, drain_timeout: float = 10.0) -> None:
-        """Stop accepting, write what is queued, try to deliver for up to ``drain_timeout`` seconds;
-        whatever is left stays in the spool for the next start."""
+    def close(self, drain_timeout: float = 10.0, ephemeral: bool = False) -> int:
+        """Stop accepting, write what is queued, try to deliver for up to ``drain_timeout`` seconds.
+        Whatever is left stays in the spool for the next start — unless the spool is ``ephemeral``
+        (it dies with this pod): then those events are lost, and counted
+        (``driftloop_events_dropped_total{reason="shutdown"}``) and logged, never silently.
+        Returns how many events were left undelivered."""
         self._drain_deadline = time.monotonic() + drain_timeout
         self._stop.set()
         self._queue.put(None)
@@ -307,4 +310,13 @@ class EventEmitter:
         if self._shipper.is_alive():
             self._shipper.join(timeout=drain_timeout + 35)
         self._reset_producer()
+        left = self.spool.rows
+        if left and ephemeral:
+            self._metrics.dropped.labels(self._metrics.service, "shutdown").inc(left)
+            log.error("shutting down with %d undelivered events after a %.0f s drain; the spool does not outlive "
+                      "this pod: they are lost (driftloop_events_dropped_total{reason=\"shutdown\"})", left,
+                      drain_timeout)
+        elif left:
+            log.warning("shutting down with %d undelivered events; they stay in the spool for the next start", left)
         self.spool.close()
+        return left

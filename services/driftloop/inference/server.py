@@ -38,6 +38,8 @@ class InferenceApp:
         self.engine = create_engine(settings)
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
+        self.admin_server: grpc.aio.Server | None = None  # AdapterAdmin on its own port, when ADMIN_PORT is set
+        self.admin_port: int | None = None
         self.emitter: EventEmitter | None = None
         self.follower: RolloutFollower | None = None
         self.port = settings.port
@@ -68,26 +70,41 @@ class InferenceApp:
         auth = AdminAuth(s.admin_token.get_secret_value() if s.admin_token else None)
         if auth.open:
             log.warning("AdapterAdmin and reserved tags are OPEN to every caller (ALLOW_UNAUTHENTICATED_ADMIN)")
-        # maximum_concurrent_rpcs: calls beyond it are refused with RESOURCE_EXHAUSTED by gRPC itself.
-        self.server = grpc.aio.server(interceptors=[AdminAuthInterceptor(auth)],
-                                      maximum_concurrent_rpcs=s.max_concurrent_rpcs, options=[
-            ("grpc.max_receive_message_length", 4 * 1024 * 1024),
-            ("grpc.so_reuseport", 0),
-        ])
-        inference_pb2_grpc.add_InferenceServicer_to_server(
-            InferenceServicer(s, self.engine, self.registry, self.emitter, self.metrics, auth), self.server)
-        inference_pb2_grpc.add_AdapterAdminServicer_to_server(
-            AdapterAdminServicer(self.registry, self.metrics), self.server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME),
-                                            self.server)
-        address = f"{s.host}:{s.port}"
+        def grpc_server() -> grpc.aio.Server:
+            # maximum_concurrent_rpcs: calls beyond it are refused with RESOURCE_EXHAUSTED by gRPC itself.
+            return grpc.aio.server(interceptors=[AdminAuthInterceptor(auth)],
+                                   maximum_concurrent_rpcs=s.max_concurrent_rpcs, options=[
+                ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+                ("grpc.so_reuseport", 0),
+            ])
+
+        creds = None
         if s.tls_cert_file and s.tls_key_file:
             creds = grpc.ssl_server_credentials([(Path(s.tls_key_file).read_bytes(),
                                                   Path(s.tls_cert_file).read_bytes())])
-            self.port = self.server.add_secure_port(address, creds)
+
+        def listen(server: grpc.aio.Server, port: int) -> int:
+            address = f"{s.host}:{port}"
+            return server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
+
+        self.server = grpc_server()
+        inference_pb2_grpc.add_InferenceServicer_to_server(
+            InferenceServicer(s, self.engine, self.registry, self.emitter, self.metrics, auth), self.server)
+        admin = AdapterAdminServicer(self.registry, self.metrics)
+        # With ADMIN_PORT, AdapterAdmin is served on its own listener only, so a network policy can let
+        # just the retrainer (and operators) reach it; without, on the main port beside Inference.
+        if s.admin_port is None:
+            inference_pb2_grpc.add_AdapterAdminServicer_to_server(admin, self.server)
         else:
-            self.port = self.server.add_insecure_port(address)
+            self.admin_server = grpc_server()
+            inference_pb2_grpc.add_AdapterAdminServicer_to_server(admin, self.admin_server)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.admin_server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME),
+                                            self.server)
+        self.port = listen(self.server, s.port)
+        if self.admin_server is not None:
+            self.admin_port = listen(self.admin_server, s.admin_port or 0)
         metrics_server, _ = start_http_server(s.metrics_port, addr=s.host, registry=self.registry_prom)
         self._metrics_server = metrics_server
         self.metrics_port = metrics_server.server_port
@@ -103,6 +120,8 @@ class InferenceApp:
             else:
                 log.warning("rollout topic not caught up after 10 s; serving what is loaded")
         await self.server.start()
+        if self.admin_server is not None:
+            await self.admin_server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("inference serving on %s:%d (metrics :%d, engine %s, model %s)", s.host, self.port,
@@ -123,12 +142,14 @@ class InferenceApp:
     async def stop(self) -> None:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.admin_server is not None:
+            await self.admin_server.stop(self.s.grace_period_s)
         if self.server is not None:
             await self.server.stop(self.s.grace_period_s)
         if self.follower is not None:
             await asyncio.to_thread(self.follower.stop)
         if self.emitter is not None:
-            await asyncio.to_thread(self.emitter.close)
+            await asyncio.to_thread(self.emitter.close, self.s.spool_drain_s, self.s.spool_ephemeral)
         await self.engine.shutdown()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
@@ -144,7 +165,8 @@ async def serve(settings: InferenceSettings) -> int:
         loop.add_signal_handler(sig, stop.set)
     await app.start()
     # One line on stdout that tools (tests, the demo) read to find the ports.
-    print(f"READY grpc={settings.host}:{app.port} metrics={settings.host}:{app.metrics_port}", flush=True)
+    admin = f" admin={settings.host}:{app.admin_port}" if app.admin_port is not None else ""
+    print(f"READY grpc={settings.host}:{app.port} metrics={settings.host}:{app.metrics_port}{admin}", flush=True)
     exit_code = 0
 
     async def watchdog() -> None:

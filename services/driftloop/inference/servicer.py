@@ -129,8 +129,10 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
             requests.check_fits(out.prompt_tokens, params, self.engine.max_model_len)
             version = self.registry.acquire(alias, request.adapter_version, request_id)
             remaining = context.time_remaining()
+            budget = self.s.default_deadline_s if remaining is None else remaining
+            # A deadline shorter than the service's own default is the client's choice; one at least
+            # that long running out means the model was too slow.
             client_deadline = remaining is not None and remaining < self.s.default_deadline_s
-            budget = remaining if client_deadline else self.s.default_deadline_s
             async with asyncio.timeout(budget):
                 async for step in self.engine.generate(request_id, request.prompt, params, lora_handle(version)):
                     if step.text_delta and out.ttft is None:

@@ -53,6 +53,8 @@ class InferenceSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="gRPC listen address.")
     port: int = Field(50051, ge=0, description="gRPC port (0 picks a free one).")
     metrics_port: int = Field(9400, ge=0, description="Prometheus /metrics port (0 picks a free one).")
+    admin_port: int | None = Field(None, ge=0, description="Serve AdapterAdmin on this port only (0 picks a free "
+                                   "one), so a network policy can keep applications off it; unset: on `port`.")
     admin_token: SecretStr | None = Field(None, description="Bearer token required by AdapterAdmin calls and by "
                                           "reserved request tags (source). Required unless "
                                           "allow_unauthenticated_admin is set.")
@@ -72,6 +74,10 @@ class InferenceSettings(BaseSettings):
         256 * 1024 * 1024, ge=1024, description="Spool bound; beyond it the oldest events are dropped and counted."
     )
     spool_batch: int = Field(500, ge=1, description="Events shipped per Kafka round trip.")
+    spool_drain_s: float = Field(30.0, ge=0, description="At shutdown, how long undelivered events are given to "
+                                 "reach Kafka.")
+    spool_ephemeral: bool = Field(False, description="The spool does not outlive the pod (an emptyDir): events still "
+                                  "undelivered after the drain are counted as lost (reason shutdown).")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
     @model_validator(mode="after")

@@ -72,9 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     if command == "retrain":
         from google.protobuf import json_format
 
+        from driftloop.retrainer.pipeline import TriggerRefused
         from driftloop.v1 import events_pb2
 
         trigger = json_format.Parse(a.trigger.read_text(), events_pb2.RetrainTrigger())
+        try:
+            retrainer.pipeline.admit(trigger)  # the same checks as a trigger from Kafka
+        except TriggerRefused as exc:
+            print(f"error: trigger refused ({exc.reason}): {exc}", file=sys.stderr)
+            retrainer.close()
+            return 2
         outcome = retrainer.pipeline.run(trigger)
         print(json.dumps(outcome.__dict__, indent=2))
         retrainer.close()

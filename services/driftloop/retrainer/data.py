@@ -37,6 +37,8 @@ class Example:
 class CleaningReport:
     rows_in: int = 0
     removed: dict[str, int] = field(default_factory=dict)
+    # Up to three removed rows per rule, as sha256 prefixes of question and answer: enough to find a
+    # row in the source data, never its text (a removed row may be exactly the PII it was removed for).
     examples: dict[str, list[str]] = field(default_factory=dict)
     rows_out: int = 0
 
@@ -44,11 +46,15 @@ class CleaningReport:
         self.removed[rule] = self.removed.get(rule, 0) + 1
         shown = self.examples.setdefault(rule, [])
         if len(shown) < 3:
-            shown.append(ex.question[:80])
+            shown.append(row_hash(ex))
 
     def summary(self) -> str:
         parts = ", ".join(f"{k}: {v}" for k, v in self.removed.items() if v)
         return f"{self.rows_in} rows in, {self.rows_out} out ({parts or 'nothing removed'})"
+
+
+def row_hash(ex: Example) -> str:
+    return hashlib.sha256(f"{ex.question}\x1f{ex.answer}".encode()).hexdigest()[:16]
 
 
 def normalise(text: str) -> str:

@@ -86,16 +86,21 @@ class InferenceClient:
     """The gate measures candidates through the real engine of a running inference replica."""
 
     def __init__(self, address: str, token: str | None, template: str, concurrency: int = 8,
-                 tls: bool = False, ca_file: Path | None = None, server_name: str = "") -> None:
+                 tls: bool = False, ca_file: Path | None = None, server_name: str = "",
+                 admin_address: str = "") -> None:
         self.concurrency = concurrency
-        if tls:  # whenever inference serves TLS; the CA defaults to the system's roots
-            creds = grpc.ssl_channel_credentials(root_certificates=Path(ca_file).read_bytes() if ca_file else None)
-            options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
-            self.channel = grpc.secure_channel(address, creds, options=options)
-        else:
-            self.channel = grpc.insecure_channel(address)
+
+        def dial(target: str) -> grpc.Channel:
+            if tls:  # whenever inference serves TLS; the CA defaults to the system's roots
+                creds = grpc.ssl_channel_credentials(root_certificates=Path(ca_file).read_bytes() if ca_file else None)
+                options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+                return grpc.secure_channel(target, creds, options=options)
+            return grpc.insecure_channel(target)
+
+        self.channel = dial(address)
+        self.admin_channel = dial(admin_address) if admin_address and admin_address != address else self.channel
         self.inference = inference_pb2_grpc.InferenceStub(self.channel)
-        self.admin = inference_pb2_grpc.AdapterAdminStub(self.channel)
+        self.admin = inference_pb2_grpc.AdapterAdminStub(self.admin_channel)
         self.md = (("authorization", f"Bearer {token}"),) if token else ()
         self.template = template
 

@@ -78,7 +78,7 @@ class Retrainer:
         token = settings.inference_admin_token.get_secret_value() if settings.inference_admin_token else None
         self.client = InferenceClient(settings.inference_address, token, settings.prompt_template,
                                       settings.gate_concurrency, settings.inference_tls, settings.inference_ca_file,
-                                      settings.inference_server_name)
+                                      settings.inference_server_name, settings.inference_admin_address)
         observer = CanaryObserver(settings.kafka, settings.canary_min_requests, settings.canary_max_wait_s,
                                   settings.canary_max_negative_increase)
         self.pipeline = Pipeline(settings, self.metrics, self.producer, self.client, observer)
@@ -92,7 +92,14 @@ class Retrainer:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             for record in self.consumer.poll(timeout_ms=1000, max_records=1):
-                self._handle(record, stop)
+                try:
+                    self._handle(record, stop)
+                except Exception as exc:  # a record no rule foresaw: dead-letter it, never a crash loop
+                    log.exception("trigger handler failed at %s[%d]@%d", record.topic, record.partition,
+                                  record.offset)
+                    self.dead_letters(record, "handler_error", f"{type(exc).__name__}: {exc}"[:2000])
+                    self.metrics.triggers.labels("invalid").inc()
+                    self.consumer.commit({TopicPartition(record.topic, record.partition): record.offset + 1})
 
     def _handle(self, record, stop: threading.Event) -> None:
         tp = TopicPartition(record.topic, record.partition)

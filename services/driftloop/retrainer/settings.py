@@ -65,6 +65,8 @@ class RetrainerSettings(BaseSettings):
 
     # rollout
     inference_address: str = Field("127.0.0.1:50051", description="An inference replica (gate and checks).")
+    inference_admin_address: str = Field("", description="Its AdapterAdmin listener, when inference serves it on a "
+                                         "port of its own (ADMIN_PORT); empty: inference_address.")
     inference_admin_token: SecretStr | None = Field(None, description="Bearer token for AdapterAdmin (and the "
                                                     "gate's reserved source tag).")
     inference_tls: bool = Field(False, description="Dial inference over TLS (set whenever inference serves TLS).")

@@ -77,6 +77,7 @@ def test_poison_records_go_to_the_dlq_and_the_consumer_goes_on(kafka_settings, u
     wrong, headers = codec.encode(events_pb2.FeedbackEvent(request_id=rid))
     raw.send(PREDICTIONS.name, key=rid.encode(), value=wrong, headers=headers)
     producer.send(PREDICTIONS, rid, events_pb2.PredictionEvent(request_id=""))  # fails validation
+    producer.send(PREDICTIONS, rid, events_pb2.PredictionEvent(request_id=f"{rid}-boom"))  # the handler raises
     producer.send(PREDICTIONS, rid, good_after)
     producer.flush(timeout=30)
 
@@ -85,6 +86,8 @@ def test_poison_records_go_to_the_dlq_and_the_consumer_goes_on(kafka_settings, u
     def handle(d: Delivered[events_pb2.PredictionEvent]) -> None:
         if not d.event.request_id:
             raise InvalidEvent("missing request_id", "missing_field")
+        if d.event.request_id == f"{rid}-boom":
+            raise RuntimeError("a bug this record triggers")  # dead-lettered too: no crash loop
         if d.event.request_id.startswith(rid):
             ok.append(d.event.request_id)
 
@@ -101,12 +104,14 @@ def test_poison_records_go_to_the_dlq_and_the_consumer_goes_on(kafka_settings, u
     dlq = EventConsumer(kafka_settings, [DLQ], unique("dlq-reader"), events_pb2.DeadLetter)
     try:
         _drain(dlq, lambda d: letters.append(d.event) if d.event.consumer_group == group else None,
-               lambda: len(letters) >= 4)
+               lambda: len(letters) >= 5)
     finally:
         dlq.close()
     assert sorted(x.error_type for x in letters) == sorted(
-        ["missing_schema", "undecodable", "unexpected_schema", "missing_field"]
+        ["missing_schema", "undecodable", "unexpected_schema", "missing_field", "handler_error"]
     )
+    assert "RuntimeError: a bug this record triggers" in next(x.reason for x in letters
+                                                               if x.error_type == "handler_error")
     for letter in letters:
         assert letter.origin_topic == PREDICTIONS.name
         assert letter.origin_offset >= 0 and letter.reason

@@ -16,7 +16,8 @@ module, ~3 minutes with vLLM's start):
   (reference 20, windows of 10) tests every drift signal and raises one RetrainTrigger per alias
   (negative-feedback rate), and the retrainer runs each trigger to a different end:
   A  corrections; served by a no-op LoRA; riders keep asking during the canary → promoted;
-  B  not routed (NOT_FOUND), feedback without corrections: nothing to train on → failed;
+  B  served by a no-op LoRA, feedback without corrections: nothing to train on → failed (an alias
+     that is not routed never gets that far: its requests are NOT_FOUND, no event, no trigger);
   C  served by a random LoRA; riders "correct" it with exactly what it said (its answers' tokens)
      → the candidate does worse than serving → rejected by the gate;
   D  like A, but nobody asks D during its canary → rolled back;
@@ -344,7 +345,7 @@ def live(kafka_broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> 
             "DRIFTLOOP_INFERENCE_GRACE_PERIOD_S": "1",
         }, tmp_path / "inference.log")
         stack.callback(processes["inference"].stop)
-        for role in ("a", "d"):  # what serves today: a no-op LoRA (PEFT's B = 0)
+        for role in ("a", "b", "d"):  # what serves today: a no-op LoRA (PEFT's B = 0)
             make_lora(base, adapters / aliases[role] / "v0", rank=4, scale=0.0, targets=("q_proj", "v_proj"))
         make_lora(base, adapters / aliases["c"] / "v0", rank=4, seed=3)  # random: answers unlike the base's
 
@@ -358,7 +359,7 @@ def live(kafka_broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> 
         channel = stack.enter_context(grpc.insecure_channel(f"127.0.0.1:{ports['grpc']}"))
         grpc.channel_ready_future(channel).result(timeout=30)
         stub, admin = inference_pb2_grpc.InferenceStub(channel), inference_pb2_grpc.AdapterAdminStub(channel)
-        for role in ("a", "c", "d"):
+        for role in ("a", "b", "c", "d"):
             admin.LoadAdapter(pb.LoadAdapterRequest(adapter_alias=aliases[role], version="v0",
                                                     path=f"{aliases[role]}/v0"), metadata=ADMIN_MD, timeout=120)
             admin.SetRoute(pb.SetRouteRequest(adapter_alias=aliases[role], stable_version="v0"), metadata=ADMIN_MD,

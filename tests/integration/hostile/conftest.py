@@ -42,24 +42,19 @@ class Loop:
         return metric(scrape(self.retrainer_url), name, **labels)
 
     def wait_monitor(self, name: str, value: float, timeout: float = 120, **labels: str) -> float:
-        deadline = time.monotonic() + timeout
-        got = 0.0
-        while time.monotonic() < deadline:
-            got = self.monitor_metric(name, **labels)
-            if got >= value:
-                return got
-            time.sleep(0.5)
-        raise AssertionError(f"{name}{labels} = {got}, waited for {value}\n{self.monitor.log_tail(30)}")
+        return _wait_for(self.monitor_url, self.monitor, name, value, timeout, **labels)
 
-    def wait_retrainer(self, name: str, value: float, timeout: float = 60, **labels: str) -> float:
-        deadline = time.monotonic() + timeout
-        got = 0.0
-        while time.monotonic() < deadline:
-            got = self.retrainer_metric(name, **labels)
-            if got >= value:
-                return got
-            time.sleep(0.5)
-        raise AssertionError(f"{name}{labels} = {got}, waited for {value}\n{self.retrainer.log_tail(30)}")
+
+def _wait_for(url: str, proc: ServiceProcess, name: str, value: float, timeout: float, **labels: str) -> float:
+    """Until the scraped metric reaches ``value``; the service's log tail if it never does."""
+    deadline = time.monotonic() + timeout
+    got = 0.0
+    while time.monotonic() < deadline:
+        got = metric(scrape(url), name, **labels)
+        if got >= value:
+            return got
+        time.sleep(0.5)
+    raise AssertionError(f"{name}{labels} = {got}, waited for {value}\n{proc.log_tail(30)}")
 
 
 @pytest.fixture(scope="package")

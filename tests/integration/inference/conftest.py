@@ -73,6 +73,7 @@ class Server:
     grpc_address: str
     metrics_url: str
     channel: grpc.Channel
+    admin_channel: grpc.Channel | None = None  # when AdapterAdmin has its own port (ADMIN_PORT)
 
     @property
     def inference(self) -> inference_pb2_grpc.InferenceStub:
@@ -80,15 +81,18 @@ class Server:
 
     @property
     def admin(self) -> inference_pb2_grpc.AdapterAdminStub:
-        return inference_pb2_grpc.AdapterAdminStub(self.channel)
+        return inference_pb2_grpc.AdapterAdminStub(self.admin_channel or self.channel)
 
 
 def start_server(name: str, env: dict[str, str], log: Path, root_cert: bytes | None = None) -> Server:
     proc = ServiceProcess(name, "driftloop.inference", env, log)
     ready = proc.wait_ready(timeout=240)
-    if root_cert is None:
-        channel = grpc.insecure_channel(ready["grpc"])
-    else:
-        channel = grpc.secure_channel(ready["grpc"], grpc.ssl_channel_credentials(root_certificates=root_cert))
+    def dial(address: str) -> grpc.Channel:
+        if root_cert is None:
+            return grpc.insecure_channel(address)
+        return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=root_cert))
+
+    channel = dial(ready["grpc"])
     grpc.channel_ready_future(channel).result(timeout=30)
-    return Server(proc, ready["grpc"], f"http://{ready['metrics']}/metrics", channel)
+    admin = dial(ready["admin"]) if "admin" in ready else None
+    return Server(proc, ready["grpc"], f"http://{ready['metrics']}/metrics", channel, admin)

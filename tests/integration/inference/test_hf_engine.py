@@ -1,5 +1,6 @@
 """The transformers + PEFT engine behind the same gRPC service (for places without vLLM), served
-over TLS (switched on by settings)."""
+over TLS (switched on by settings), with AdapterAdmin on a port of its own (ADMIN_PORT) as the chart
+runs it."""
 
 from __future__ import annotations
 
@@ -22,13 +23,18 @@ def test_hf_engine_serves_base_and_adapters_over_tls(tiny_model, kafka_broker, t
                    check=True, capture_output=True)
     env = inference_env(tiny_model, kafka_broker, tmp_path, DRIFTLOOP_INFERENCE_ENGINE="hf",
                         DRIFTLOOP_INFERENCE_FOLLOW_ROLLOUTS="false", DRIFTLOOP_INFERENCE_TLS_CERT_FILE=str(cert),
-                        DRIFTLOOP_INFERENCE_TLS_KEY_FILE=str(key))
+                        DRIFTLOOP_INFERENCE_TLS_KEY_FILE=str(key), DRIFTLOOP_INFERENCE_ADMIN_PORT="0")
     server = start_server("inference-hf", env, tmp_path / "hf.log", root_cert=cert.read_bytes())
     try:
         with pytest.raises(grpc.RpcError):  # plaintext clients are refused
             inference_pb2_grpc.InferenceStub(grpc.insecure_channel(server.grpc_address)).Generate(
                 pb.GenerateRequest(prompt="x"), timeout=3)
         inf, admin = server.inference, server.admin
+        assert server.admin_channel is not None
+        with pytest.raises(grpc.RpcError) as info:  # not on the applications' port: a network policy can tell
+            inference_pb2_grpc.AdapterAdminStub(server.channel).ListAdapters(pb.ListAdaptersRequest(),
+                                                                             metadata=ADMIN_MD, timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
         greedy = pb.SamplingParams(max_tokens=8, temperature=0.0)
         base = inf.Generate(pb.GenerateRequest(prompt="the bus leaves", sampling=greedy), timeout=60)
         assert base.text and base.usage.completion_tokens > 0 and base.usage.mean_token_logprob < 0

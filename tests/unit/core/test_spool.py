@@ -108,3 +108,32 @@ def test_an_event_kafka_refuses_for_good_is_set_aside_and_the_rest_flows(tmp_pat
     assert metrics.rejected.labels("test", "MessageSizeTooLargeError")._value.get() == 2
     assert metrics.kafka_up._value.get() == 1
     emitter.close(drain_timeout=1)
+
+
+class _DownProducer(_Producer):
+    def send_raw(self, topic, key, value, headers):
+        from kafka.errors import KafkaTimeoutError
+
+        raise KafkaTimeoutError("broker unreachable")
+
+
+def test_shutdown_with_an_ephemeral_spool_counts_what_it_loses(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from driftloop.core.metrics import EventMetrics
+    from driftloop.core.settings import KafkaSettings
+    from driftloop.core.spool import EventEmitter
+    from driftloop.core.topics import PREDICTIONS
+    from driftloop.v1 import events_pb2
+
+    for ephemeral in (False, True):
+        metrics = EventMetrics(CollectorRegistry(), "test")
+        emitter = EventEmitter(KafkaSettings(), tmp_path / f"s-{ephemeral}.db", 1 << 24, metrics,
+                               retry_backoff_max_s=0.1, producer_factory=lambda: _DownProducer(1 << 20))
+        emitter.start()
+        for i in range(5):
+            emitter.emit(PREDICTIONS, f"r-{i}", events_pb2.PredictionEvent(request_id=f"r-{i}"))
+        assert emitter.close(drain_timeout=0.5, ephemeral=ephemeral) == 5
+        lost = metrics.dropped.labels("test", "shutdown")._value.get()
+        assert lost == (5 if ephemeral else 0)  # kept for the next start, or counted: never silent
+    assert EventSpool(tmp_path / "s-False.db", 1 << 20).rows == 5

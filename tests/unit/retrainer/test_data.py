@@ -31,6 +31,8 @@ def test_planted_dirty_rows_are_removed_and_reported() -> None:
     assert report.rows_in == len(good) + len(dirty) and report.rows_out == len(rows) == 21
     assert {r.answer for r in rows if "where does route 13" in r.question.lower()} == {"Route 13 ends at the Airport."}
     assert "rows in" in report.summary() and report.examples["pii"]
+    # counts and hashes only: the removed rows' text is never stored
+    assert all(len(h) == 16 and int(h, 16) >= 0 for hashes in report.examples.values() for h in hashes)
 
 
 def test_normalisation() -> None:
