@@ -167,7 +167,7 @@ def test_default_release(rendered):
     assert cm["DRIFTLOOP_INFERENCE_MAX_CONCURRENT_RPCS"] == "256"
     # the spool is an emptyDir: the pod waits for its drain, and what is left is counted as lost
     assert cm["DRIFTLOOP_INFERENCE_SPOOL_EPHEMERAL"] == "true" and cm["DRIFTLOOP_INFERENCE_SPOOL_DRAIN_S"] == "60"
-    assert inf["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 20 + 60 + 15
+    assert inf["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 20 + 60 + 30
     assert "DRIFTLOOP_INFERENCE_ALLOW_UNAUTHENTICATED_ADMIN" not in cm
     assert inf["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
 

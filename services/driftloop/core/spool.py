@@ -171,7 +171,7 @@ class EventEmitter:
         self._backoff_max = retry_backoff_max_s
         self._new_producer = producer_factory or (lambda: EventProducer(
             kafka, "events", max_block_ms=5000, request_timeout_ms=5000, delivery_timeout_ms=15000,
-            retry_backoff_ms=200))
+            retry_backoff_ms=200, bootstrap_timeout_ms=5000))  # bounded, so a shutdown drain stays near its time
         self.spool = EventSpool(spool_path, max_bytes)
         self._queue: queue.SimpleQueue[tuple[str, bytes, str, bytes] | None] = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -301,7 +301,8 @@ class EventEmitter:
         (it dies with this pod): then those events are lost, and counted
         (``driftloop_events_dropped_total{reason="shutdown"}``) and logged, never silently.
         Returns how many events were left undelivered."""
-        self._drain_deadline = time.monotonic() + drain_timeout
+        started = time.monotonic()
+        self._drain_deadline = started + drain_timeout
         self._stop.set()
         self._queue.put(None)
         if self._writer.is_alive():
@@ -313,9 +314,9 @@ class EventEmitter:
         left = self.spool.rows
         if left and ephemeral:
             self._metrics.dropped.labels(self._metrics.service, "shutdown").inc(left)
-            log.error("shutting down with %d undelivered events after a %.0f s drain; the spool does not outlive "
-                      "this pod: they are lost (driftloop_events_dropped_total{reason=\"shutdown\"})", left,
-                      drain_timeout)
+            log.error("shutting down with %d undelivered events after a %.0f s drain (%.0f s allowed); the spool "
+                      "does not outlive this pod: they are lost (driftloop_events_dropped_total{reason=\"shutdown\"})",
+                      left, time.monotonic() - started, drain_timeout)
         elif left:
             log.warning("shutting down with %d undelivered events; they stay in the spool for the next start", left)
         self.spool.close()
