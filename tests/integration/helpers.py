@@ -79,3 +79,8 @@ def start_group_at_end(settings: KafkaSettings, group: str, topics: list[TopicSp
         consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in ends.items()})
     finally:
         consumer.close(autocommit=False)
+
+
+def gate_figures(checks: dict) -> str:
+    """A gate report's checks as ``name value (rule)``, for a measured-figure line."""
+    return ", ".join(f"{k} {v['value']:.3f} ({v['rule']})" for k, v in checks.items())

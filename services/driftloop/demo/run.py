@@ -300,6 +300,7 @@ class Demo:
             return self.summary
         self.summary["version"] = {"name": final.version, "history": final.history,
                                    "gate_summary": final.metadata.get("gate_summary", ""),
+                                   "gate_checks": final.metadata.get("gate", {}).get("checks", {}),
                                    "dataset": final.metadata.get("dataset", {}),
                                    "training": {k: final.metadata.get("training", {}).get(k) for k in
                                                 ("steps", "best_step", "best_val_loss", "stopped_early", "seconds")}}

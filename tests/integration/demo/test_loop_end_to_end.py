@@ -13,13 +13,14 @@ import pytest
 
 from driftloop.demo.run import Demo
 from driftloop.demo.settings import DemoSettings
+from tests.integration.helpers import gate_figures
 from tests.integration.retrainer.conftest import SMALL
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.mark.timeout(1500)  # ~9 min alone on 2 cores; the loop's own bound is after_max_s
-def test_world_change_is_detected_retrained_and_promoted(tmp_path: Path) -> None:
+def test_world_change_is_detected_retrained_and_promoted(tmp_path: Path, figure) -> None:
     settings = DemoSettings(run_dir=tmp_path / "run", report_dir=tmp_path / "report",
                             base_model_dir=tmp_path / "base", before_requests=400, eval_size=80,
                             settle_requests=100, after_max_s=600, curated_rows=200, rate=10)
@@ -53,6 +54,11 @@ def test_world_change_is_detected_retrained_and_promoted(tmp_path: Path) -> None
           f"{before['unchanged']['accuracy']:.3f} -> {after['unchanged']['accuracy']:.3f}; corrections "
           f"{version['dataset']['corrections']}, confirmed {version['dataset']['confirmed']}\n"
           f"{version.get('gate_summary', '')}")
+    figure(f"demo loop (small, train threads {os.environ.get('DRIFTLOOP_TEST_TRAIN_THREADS', '1')}): trigger "
+           f"{trigger['created_s_after_change']:.0f} s after the change (needs < 300); changed "
+           f"{before['changed']['accuracy']:.3f} -> {after['changed']['accuracy']:.3f} (needs a gain >= 0.3); "
+           f"unchanged {before['unchanged']['accuracy']:.3f} -> {after['unchanged']['accuracy']:.3f}; "
+           f"gate: {gate_figures(version['gate_checks'])}")
     assert before["changed"]["accuracy"] < 0.3
     assert after["changed"]["accuracy"] >= before["changed"]["accuracy"] + 0.3, (before, after)
     assert summary["traffic_settled"]["by_version"] == {version["name"]: 100}

@@ -60,7 +60,7 @@ def _read(kafka_settings, wanted: set[str], timeout: float = 90) -> list[tuple[i
     return out
 
 
-def test_the_loop_still_works_afterwards(loop, inference_server, kafka_settings) -> None:
+def test_the_loop_still_works_afterwards(loop, inference_server, kafka_settings, figure) -> None:
     stream = {"model": "tiny-llama", "adapter_alias": ""}
     ok = "driftloop_monitor_predictions_total"
     before = _settled(loop, ok, **stream, outcome="ok")  # what the earlier cases sent, all processed
@@ -100,5 +100,7 @@ def test_the_loop_still_works_afterwards(loop, inference_server, kafka_settings)
     crashed = [p.name for p in (inference_server.process, loop.monitor, loop.retrainer) if p.proc.poll() is not None]
     assert crashed == []
     assert (loop.outside / "sentinel").read_text() == "untouched"
-    print(f"hostile-input suite: {len(loop.cases)} cases tried, crashes {len(crashed)}, "
-          f"events lost {N - len(set(got))} of {N} afterwards, triggers raised {len(triggers)}")
+    line = (f"hostile-input suite: {len(loop.cases)} cases tried, crashes {len(crashed)}, "
+            f"events lost {N - len(set(got))} of {N} afterwards, triggers raised {len(triggers)}")
+    print(line)
+    figure(line)

@@ -37,7 +37,7 @@ def _wait_processed(url, model, n, timeout=400):
                          f" of {n}")
 
 
-def test_shift_detected_once_without_false_alarms(kafka_settings, monitor_factory, unique) -> None:
+def test_shift_detected_once_without_false_alarms(kafka_settings, monitor_factory, unique, figure) -> None:
     model = unique("drift-model")
     rng = random.Random(7)
     t0 = time.time() - 3600
@@ -66,6 +66,9 @@ def test_shift_detected_once_without_false_alarms(kafka_settings, monitor_factor
     after = _wait_processed(monitor.metrics_url, model, 3000)
     producer.close()
     print(f"detection delay: ≤ {delay} events after the shift (50-event resolution)")
+    figure(f"drift: false-alarm windows {false_alarm_windows:.0f} in 2,000 in-distribution events (needs 0), "
+           f"statistic {stat:.4f} < threshold {threshold:.4f} before the shift; detection delay <= {delay} events "
+           f"(needs <= 300)")
     assert delay is not None and delay <= 300
     stat = metric(after, "driftloop_monitor_drift_statistic", model=model, detector="input_embedding")
     threshold = metric(after, "driftloop_monitor_drift_statistic_threshold", model=model, detector="input_embedding")

@@ -19,6 +19,7 @@ from driftloop.retrainer.evaluate import exact_match
 from driftloop.retrainer.registry import Registry
 from driftloop.v1 import events_pb2
 from driftloop.v1 import inference_pb2 as pb
+from tests.integration.helpers import gate_figures
 from tests.integration.inference.conftest import ADMIN_MD
 from tests.integration.retrainer.conftest import SMALL, start_retrainer
 
@@ -72,7 +73,7 @@ def _outcomes(loop) -> dict[str, tuple]:
     return {r[0]: r[1:] for r in rows}
 
 
-def test_trigger_to_promotion_without_a_human(loop, kafka_broker, kafka_settings, unique) -> None:
+def test_trigger_to_promotion_without_a_human(loop, kafka_broker, kafka_settings, unique, figure) -> None:
     alias = "transit-qa"
     changed = [q for q in _changed_facts() if not q.held_out]
     _traffic_with_corrections(loop, alias, random.Random(2).sample(changed, 200))
@@ -107,6 +108,8 @@ def test_trigger_to_promotion_without_a_human(loop, kafka_broker, kafka_settings
         v = registry.get(alias, version)
         assert v.status == "promoted", v.history
         print(f"trigger → promotion in {elapsed:.0f}s; {v.metadata['gate_summary']}")
+        figure(f"retrainer promotion: trigger -> promotion {elapsed:.0f} s (needs < 300); "
+               f"{gate_figures(v.metadata['gate']['checks'])}")
         assert [h["status"] for h in v.history] == ["candidate", "canary", "promoted"]
         assert v.metadata["gate"]["passed"] and v.metadata["parent"] == "v0"
         assert v.metadata["dataset"]["corrections"] > 0 and v.metadata["training"]["best_step"] > 0
@@ -131,7 +134,7 @@ def test_trigger_to_promotion_without_a_human(loop, kafka_broker, kafka_settings
         retrainer.stop()
 
 
-def test_bad_candidate_is_rejected_and_never_served(loop, kafka_broker, kafka_settings, unique) -> None:
+def test_bad_candidate_is_rejected_and_never_served(loop, kafka_broker, kafka_settings, unique, figure) -> None:
     alias = "transit-bad"
     changed = [q for q in _changed_facts() if not q.held_out]
     _traffic_with_corrections(loop, alias, random.Random(5).sample(changed, 200), shuffle_answers=True)
@@ -145,6 +148,7 @@ def test_bad_candidate_is_rejected_and_never_served(loop, kafka_broker, kafka_se
         v = registry.get(alias, version)
         assert v.status == "rejected", v.metadata.get("gate_summary")
         print(v.metadata["gate_summary"])
+        figure(f"retrainer bad candidate (must fail margin_over_serving): {gate_figures(v.metadata['gate']['checks'])}")
         # Shuffled corrections cannot be learnt: no gain where serving was wrong, and the report says so.
         checks = v.metadata["gate"]["checks"]
         assert not checks["margin_over_serving"]["ok"], v.metadata["gate_summary"]
@@ -156,7 +160,7 @@ def test_bad_candidate_is_rejected_and_never_served(loop, kafka_broker, kafka_se
         retrainer.stop()
 
 
-def test_killed_mid_training_completes_exactly_once(loop, kafka_broker, kafka_settings, unique) -> None:
+def test_killed_mid_training_completes_exactly_once(loop, kafka_broker, kafka_settings, unique, figure) -> None:
     alias = "transit-crash"
     group = unique("retrainer")
     changed = [q for q in _changed_facts() if not q.held_out]
@@ -182,6 +186,8 @@ def test_killed_mid_training_completes_exactly_once(loop, kafka_broker, kafka_se
         result, attempts, finished, version = _outcomes(loop)[trigger.trigger_id]
         assert attempts == 2 and finished and result in ("promoted", "rejected", "rolled_back")
         assert [v.version for v in registry.versions(alias) if v.version != "v0"] == [version]
+        figure(f"retrainer killed mid-training: {result} after {attempts} attempts; "
+               f"{gate_figures(registry.get(alias, version).metadata['gate']['checks'])}")
     finally:
         second.stop()
 
