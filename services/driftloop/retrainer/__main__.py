@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from prometheus_client import start_http_server
 
+    from driftloop.core import failpoints
+    if armed := failpoints.armed():  # raises on a misspelt name, before any work
+        logging.getLogger(__name__).warning("failpoints armed (tests only): %s", ", ".join(sorted(armed)))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
+from driftloop.core import failpoints
 from driftloop.core.kafka import EventProducer
 from driftloop.core.metrics import RetrainerMetrics
 from driftloop.core.topics import ADAPTER_ROLLOUTS
@@ -144,6 +145,7 @@ class Rollouts:
     def take(self, journal: Journal, step: Step, version: str) -> Step:
         """Journal a new step, then carry it out (publish, wait, record ``version``'s status)."""
         journal.append(step)
+        failpoints.hit(f"rollout.{step.action}.journaled")
         return self.finish(journal, version)
 
     def finish(self, journal: Journal, version: str) -> Step:
@@ -162,10 +164,12 @@ class Rollouts:
             log.info("publishing %s of %s (stable=%s canary=%s gen=%d)", step.action, step.alias, step.stable,
                      step.canary or "-", step.generation)
             self.publish(step)
+            failpoints.hit(f"rollout.{step.action}.published")
         if not step.published:
             journal.mark_published()
         status = STATUS_AFTER[step.action]
         current = self.registry.get(step.alias, version).status
         if current != status:
             self.registry.set_status(step.alias, version, status, step.reason)
+            failpoints.hit(f"rollout.{step.action}.recorded")
         return step

@@ -20,7 +20,7 @@ from driftloop.v1 import inference_pb2 as pb
 from tests.integration.inference.conftest import ADMIN_MD, ADMIN_TOKEN, Server, start_server
 
 SMALL = BaseModelSpec(hidden=128, layers=2, heads=4, intermediate=256, vocab=800, steps=500, batch=32)
-ALIASES = ("transit-qa", "transit-bad", "transit-crash")
+ALIASES = ("transit-qa", "transit-bad", "transit-crash", "transit-steps")
 
 
 @dataclass

@@ -1,11 +1,14 @@
 """Trigger → dataset → LoRA training → gate through the real engine → registered version → canary →
 promotion → the inference service answers with the new version; a bad candidate is rejected and
-never served; a retrainer killed mid-training completes its trigger exactly once."""
+never served; a retrainer killed mid-training completes its trigger exactly once, and one killed
+after each rollout step in turn ends in a consistent route."""
 
 from __future__ import annotations
 
 import random
+import signal
 import sqlite3
+import subprocess
 import threading
 import time
 import uuid
@@ -13,13 +16,14 @@ import uuid
 import pytest
 
 from driftloop.core.kafka import EventProducer
-from driftloop.core.topics import RETRAIN_TRIGGERS
+from driftloop.core.topics import ADAPTER_ROLLOUTS, RETRAIN_TRIGGERS
 from driftloop.demo import world
 from driftloop.retrainer.evaluate import exact_match
+from driftloop.retrainer.pipeline import version_for
 from driftloop.retrainer.registry import Registry
 from driftloop.v1 import events_pb2
 from driftloop.v1 import inference_pb2 as pb
-from tests.integration.helpers import gate_figures
+from tests.integration.helpers import consume_until, gate_figures
 from tests.integration.inference.conftest import ADMIN_MD
 from tests.integration.retrainer.conftest import SMALL, start_retrainer
 
@@ -66,6 +70,19 @@ def _wait_status(registry: Registry, alias: str, statuses: set[str], timeout: fl
     raise AssertionError(f"{alias}: no version reached {statuses}: {seen}{tail}")
 
 
+def _live_traffic(loop, alias: str, qas, stop: threading.Event) -> None:
+    """Riders keep asking during the canary and rate each answer; the new version answers better."""
+    rng = random.Random(3)
+    while not stop.is_set():
+        q = rng.choice(qas)
+        r = loop.server.inference.Generate(pb.GenerateRequest(prompt=world.prompt(q.question), adapter_alias=alias),
+                                           timeout=60)
+        good = exact_match(r.text, q.answer)
+        loop.server.inference.SubmitFeedback(pb.SubmitFeedbackRequest(
+            request_id=r.request_id, rating=events_pb2.RATING_POSITIVE if good else events_pb2.RATING_NEGATIVE),
+            timeout=10)
+
+
 def _outcomes(loop) -> dict[str, tuple]:
     db = sqlite3.connect(loop.state / "outcomes.sqlite")
     rows = db.execute("SELECT trigger_id, result, attempts, finished, version FROM outcomes").fetchall()
@@ -88,18 +105,7 @@ def test_trigger_to_promotion_without_a_human(loop, kafka_broker, kafka_settings
         version = _wait_status(registry, alias, {"canary", "promoted", "rejected", "rolled_back"}, 600, retrainer)
         assert registry.get(alias, version).status != "rejected", registry.get(alias, version).metadata["gate_summary"]
 
-        def live_traffic() -> None:  # riders keep asking during the canary; the new version answers better
-            rng = random.Random(3)
-            while not stop_traffic.is_set():
-                q = rng.choice(changed)
-                r = loop.server.inference.Generate(pb.GenerateRequest(prompt=world.prompt(q.question),
-                                                                      adapter_alias=alias), timeout=60)
-                good = exact_match(r.text, q.answer)
-                loop.server.inference.SubmitFeedback(pb.SubmitFeedbackRequest(
-                    request_id=r.request_id, rating=events_pb2.RATING_POSITIVE if good else events_pb2.RATING_NEGATIVE),
-                    timeout=10)
-
-        feeder = threading.Thread(target=live_traffic, daemon=True)
+        feeder = threading.Thread(target=_live_traffic, args=(loop, alias, changed, stop_traffic), daemon=True)
         feeder.start()
         version = _wait_status(registry, alias, {"promoted", "rolled_back"}, 300, retrainer)
         elapsed = time.monotonic() - t0
@@ -190,6 +196,79 @@ def test_killed_mid_training_completes_exactly_once(loop, kafka_broker, kafka_se
                f"{gate_figures(registry.get(alias, version).metadata['gate']['checks'])}")
     finally:
         second.stop()
+
+
+# Each rollout step of a run, at the three points a crash can fall: journaled but not published,
+# published (and applied) but its status not recorded, and recorded (see retrainer/rollouts.py).
+ROLLOUT_KILLS = ("rollout.canary.journaled", "rollout.canary.published", "rollout.canary.recorded",
+                 "rollout.promote.journaled", "rollout.promote.published", "rollout.promote.recorded")
+
+
+@pytest.mark.timeout(1200)  # one training, then seven retrainer starts (~40 s each: start-up, group rejoin)
+def test_killed_after_each_rollout_step_ends_in_a_consistent_route(loop, kafka_broker, kafka_settings, unique,
+                                                                   figure) -> None:
+    """The real retrainer SIGKILLed at each rollout step in turn (a failpoint per process, see
+    core/failpoints.py) and restarted each time: after every kill the route is one the run could
+    have left (never stable = canary), the run trains once, and in the end exactly one canary and one
+    promotion record exist, the version went candidate → canary → promoted once, and it serves."""
+    alias = "transit-steps"
+    changed = [q for q in _changed_facts() if not q.held_out]
+    _traffic_with_corrections(loop, alias, random.Random(7).sample(changed, 200))
+    group = unique("retrainer")
+    trigger = _trigger(alias)
+    producer = EventProducer(kafka_settings)
+    producer.send_and_wait(RETRAIN_TRIGGERS, trigger.dedupe_key, trigger)
+    producer.close()
+    registry = Registry(loop.adapters)
+    version = version_for(trigger.trigger_id)
+    stop_traffic = threading.Event()
+    feeder = threading.Thread(target=_live_traffic, args=(loop, alias, changed, stop_traffic), daemon=True)
+    seen: list[tuple[str, str, str]] = []
+    t0 = time.monotonic()
+    try:
+        for i, point in enumerate(ROLLOUT_KILLS):
+            proc = start_retrainer(loop, kafka_broker, group, name=f"retrainer-kill-{i}", DRIFTLOOP_FAILPOINTS=point)
+            try:
+                code = proc.proc.wait(timeout=900 if i == 0 else 300)  # the first one trains
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise AssertionError(f"{point} never reached:\n{proc.log_tail(40)}") from None
+            assert code == -signal.SIGKILL and f"failpoint {point}" in proc.log_path.read_text(), proc.log_tail(40)
+            if i == 0:
+                assert registry.get(alias, version).metadata["gate"]["passed"], \
+                    registry.get(alias, version).metadata["gate_summary"]
+                feeder.start()  # canary evidence from here on
+            route = loop.server.admin.ListAdapters(pb.ListAdaptersRequest(adapter_alias=alias), metadata=ADMIN_MD,
+                                                   timeout=10).routes[0]
+            seen.append((point, route.stable_version, route.canary_version))
+            assert (route.stable_version, route.canary_version) in {("v0", ""), ("v0", version), (version, "")}, seen
+        last = start_retrainer(loop, kafka_broker, group, name="retrainer-kill-last")
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and _outcomes(loop).get(trigger.trigger_id, (None,))[0] is None:
+                time.sleep(1)
+        finally:
+            last.stop()
+    finally:
+        stop_traffic.set()
+    result, attempts, finished, _ = _outcomes(loop)[trigger.trigger_id]
+    assert (result, attempts) == ("promoted", len(ROLLOUT_KILLS) + 1) and finished
+    v = registry.get(alias, version)
+    assert [h["status"] for h in v.history] == ["candidate", "canary", "promoted"], v.history
+    assert [x.version for x in registry.versions(alias) if x.version != "v0"] == [version]  # trained once
+    records = consume_until(kafka_settings, [ADAPTER_ROLLOUTS], {ADAPTER_ROLLOUTS.name: events_pb2.AdapterRollout},
+                            lambda got: len(got) >= 2, lambda r: r.adapter_alias == alias, timeout=30)
+    assert [(r.action, r.stable.version, r.canary.version) for r in records] == [
+        ("canary", "v0", version), ("promote", version, "")], records
+    route = loop.server.admin.ListAdapters(pb.ListAdaptersRequest(adapter_alias=alias), metadata=ADMIN_MD,
+                                           timeout=10).routes[0]
+    assert (route.stable_version, route.canary_version) == (version, "")
+    r = loop.server.inference.Generate(pb.GenerateRequest(prompt=world.prompt(changed[0].question),
+                                                          adapter_alias=alias), timeout=60)
+    assert r.adapter_version == version
+    figure(f"retrainer killed after each of {len(ROLLOUT_KILLS)} rollout steps: {result} after {attempts} "
+           f"processes in {time.monotonic() - t0:.0f} s; rollout records {[r.action for r in records]}; "
+           f"routes after each kill {[(s, c or '-') for _, s, c in seen]}")
 
 
 def test_cli_versions_rollback_promote_and_bench_base(loop, kafka_broker, unique) -> None:
