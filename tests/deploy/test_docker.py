@@ -102,7 +102,19 @@ def compose_config(run, *files: str) -> dict:
     return yaml.safe_load(out.stdout)
 
 
-def test_compose_file_loads_like_docker_compose_config(run):
+@pytest.fixture
+def admin_token(monkeypatch) -> str:
+    monkeypatch.setenv("DRIFTLOOP_ADMIN_TOKEN", "t0ken-from-the-environment")
+    return "t0ken-from-the-environment"
+
+
+def test_compose_refuses_to_start_without_an_admin_token(run, monkeypatch):
+    monkeypatch.delenv("DRIFTLOOP_ADMIN_TOKEN", raising=False)
+    out = run("composecheck", str(DOCKER / "compose.yaml"))
+    assert out.returncode != 0 and "set DRIFTLOOP_ADMIN_TOKEN" in out.stderr, (out.stdout, out.stderr)
+
+
+def test_compose_file_loads_like_docker_compose_config(run, admin_token):
     cfg = compose_config(run, "compose.yaml")
     services = cfg["services"]
     assert set(services) == {"kafka", "inference", "monitor", "retrainer", "prometheus", "grafana"}
@@ -120,6 +132,8 @@ def test_compose_file_loads_like_docker_compose_config(run):
         assert svc["environment"]["DRIFTLOOP_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
         assert svc["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert "ensure_topics" in " ".join(services["monitor"]["command"])
+    assert services["inference"]["environment"]["DRIFTLOOP_INFERENCE_ADMIN_TOKEN"] == admin_token
+    assert services["retrainer"]["environment"]["DRIFTLOOP_RETRAINER_INFERENCE_ADMIN_TOKEN"] == admin_token
     gpu = services["inference"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["driver"] == "nvidia" and gpu["capabilities"] == ["gpu"]
     mounts = {m["target"]: Path(m["source"]) for m in services["prometheus"]["volumes"] if m["type"] == "bind"}
@@ -130,7 +144,7 @@ def test_compose_file_loads_like_docker_compose_config(run):
     assert mounts["/etc/grafana/provisioning"] == DOCKER / "grafana" / "provisioning"
 
 
-def test_compose_cpu_override(run):
+def test_compose_cpu_override(run, admin_token):
     services = compose_config(run, "compose.yaml", "compose.cpu.yaml")["services"]
     assert services["inference"]["environment"]["DRIFTLOOP_INFERENCE_ENGINE"] == "hf"
     assert "deploy" not in services["inference"] and "deploy" not in services["retrainer"]
