@@ -29,8 +29,9 @@ def test_world_change_is_detected_retrained_and_promoted(tmp_path: Path, figure)
         "DRIFTLOOP_RETRAINER_CANARY_MIN_REQUESTS": "30",
         # Training threads: 1 like the demo; the pass-rate measurement also runs it with 2.
         "DRIFTLOOP_RETRAINER_TRAIN_THREADS": os.environ.get("DRIFTLOOP_TEST_TRAIN_THREADS", "1"),
-        # The 2-layer model is weaker than the demo's: the gate's floors are the retrainer tests'.
-        "DRIFTLOOP_RETRAINER_GATE_MIN_EXACT_MATCH": "0.4", "DRIFTLOOP_RETRAINER_GATE_MAX_REGRESSION_DROP": "0.1",
+        # The 2-layer model is weaker than the demo's: a lower EM floor. Regression drop: `make demo`'s
+        # 0.05 (measured 0.000 in every run since the replay mix: 6 runs, 1 and 2 training threads).
+        "DRIFTLOOP_RETRAINER_GATE_MIN_EXACT_MATCH": "0.4", "DRIFTLOOP_RETRAINER_GATE_MAX_REGRESSION_DROP": "0.05",
         "DRIFTLOOP_RETRAINER_GATE_MIN_ROBUSTNESS_RATIO": "0.0", "DRIFTLOOP_RETRAINER_GATE_MAX_SLICE_GAP": "1.0"}})
     try:
         demo.setup()
