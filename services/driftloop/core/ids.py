@@ -8,6 +8,7 @@ a version name or a path: charset and length per kind. A name becomes a path onl
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,6 +63,13 @@ MAX_TAG_VALUE = 256
 RESERVED_TAGS = frozenset({"source"})
 # ``source`` values that mark requests that are not live traffic (the gate's, an evaluation's).
 NOT_TRAFFIC_SOURCES = frozenset({"retrainer-gate", "evaluation"})
+
+
+def request_bucket(request_id: str) -> float:
+    """A request id's place in [0, 1), the same in every process: the canary split (inference) and
+    the embedding sample (monitor) use it, so a request is in or out of both the same way."""
+    h = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") / 2**64
 
 
 def shown(value: str, limit: int = 32) -> str:

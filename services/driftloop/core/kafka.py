@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from google.protobuf import message as _message
-from google.protobuf.timestamp_pb2 import Timestamp
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import TopicAlreadyExistsError
@@ -26,6 +25,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from driftloop.core import codec
 from driftloop.core.settings import KafkaSettings
+from driftloop.core.timestamps import timestamp
 from driftloop.core.topics import ALL_TOPICS, DLQ, TopicSpec
 from driftloop.v1 import events_pb2
 
@@ -135,12 +135,6 @@ class Delivered(Generic[M]):
     record: ConsumerRecord
 
 
-def timestamp_now() -> Timestamp:
-    ts = Timestamp()
-    ts.GetCurrentTime()
-    return ts
-
-
 class DeadLetterSink:
     """The failure policy for records a consumer cannot use: publish them to the DLQ topic, with the
     reason and origin, and wait for the broker's acknowledgement before the offset is committed."""
@@ -161,7 +155,7 @@ class DeadLetterSink:
             error_type=error_type,
             reason=reason[:2000],
             consumer_group=self._group,
-            time=timestamp_now(),
+            time=timestamp(),
         )
         for k, v in record.headers or ():
             letter.headers[k] = v or b""

@@ -31,6 +31,7 @@ from pathlib import Path
 import grpc
 
 from driftloop.core.settings import KafkaSettings
+from driftloop.core.timestamps import seconds
 from driftloop.core.topics import RETRAIN_TRIGGERS
 from driftloop.demo import world
 from driftloop.demo.base_model import BaseModelSpec, build
@@ -349,7 +350,7 @@ class Demo:
         if not triggers:
             return
         t = triggers[0]
-        created = t.created_time.seconds + t.created_time.nanos / 1e9
+        created = seconds(t.created_time)
         self.summary["trigger"] = {
             "trigger_id": t.trigger_id, "reason": t.reason, "created_s_after_change": round(created - since, 1),
             "predictions": t.prediction_count, "feedback": t.feedback_count,

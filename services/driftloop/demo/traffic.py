@@ -8,6 +8,7 @@ import random
 import time
 import uuid
 
+from driftloop.core.timestamps import timestamp
 from driftloop.v1 import events_pb2
 
 STOPS = ["Central Station", "Harbour Square", "City Hall", "the University", "Riverside", "the Airport",
@@ -58,8 +59,8 @@ def prediction(rng: random.Random, shifted: bool, model: str = "transit-base", a
         finish_reason="error" if error else "stop", latency_seconds=abs(rng.gauss(0.08, 0.02)),
         error_code="INTERNAL" if error else "", replica="sim",
     )
-    e.request_time.FromNanoseconds(int(t * 1e9))
-    e.response_time.FromNanoseconds(int((t + e.latency_seconds) * 1e9))
+    e.request_time.CopyFrom(timestamp(t))
+    e.response_time.CopyFrom(timestamp(t + e.latency_seconds))
     return e
 
 

@@ -170,12 +170,6 @@ class Route:
     generation: int = 0
 
 
-def canary_bucket(request_id: str) -> float:
-    """A stable number in [0, 1) per request id, for the deterministic canary split."""
-    h = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
-    return int.from_bytes(h, "big") / 2**64
-
-
 class AdapterRegistry:
     """Versions loaded in the engine and the routes over them. Lives on the server's event loop:
     route reads and in-flight counting happen without an ``await`` between them, so a request
@@ -232,7 +226,7 @@ class AdapterRegistry:
             route = self._routes.get(alias)
             if route is None:
                 raise NotFound(f"unknown adapter alias {alias!r}")
-            use_canary = bool(route.canary) and canary_bucket(request_id) < route.canary_weight
+            use_canary = bool(route.canary) and ids.request_bucket(request_id) < route.canary_weight
             chosen = self._versions[(alias, route.canary if use_canary else route.stable)]
         chosen.in_flight += 1
         chosen._idle.clear()

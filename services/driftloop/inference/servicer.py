@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from driftloop.core.metrics import InferenceMetrics
 from driftloop.core.spool import EventEmitter
+from driftloop.core.timestamps import timestamp
 from driftloop.core.topics import FEEDBACK, PREDICTIONS
 from driftloop.inference import requests
 from driftloop.inference.adapters import AdapterRegistry, AdapterVersion, Route
@@ -62,12 +62,6 @@ def _grpc_errors(handler: Callable) -> Callable:
 
 def lora_handle(v: AdapterVersion | None) -> LoraHandle | None:
     return None if v is None else LoraHandle(v.lora_name, v.lora_int_id, v.path)
-
-
-def _ts(epoch: float) -> Timestamp:
-    ts = Timestamp()
-    ts.FromNanoseconds(int(epoch * 1e9))
-    return ts
 
 
 @dataclass
@@ -190,7 +184,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         if self.emitter is None or out.code in NOT_AN_EVENT:
             return  # refused before the model: counted in metrics, not an event
         ev = events_pb2.PredictionEvent(
-            request_id=request_id, request_time=_ts(started), response_time=_ts(started + latency),
+            request_id=request_id, request_time=timestamp(started), response_time=timestamp(started + latency),
             model=self.s.model_name, adapter_alias=request.adapter_alias,
             adapter_version=version.version if version else "", prompt=request.prompt,
             completion="".join(out.text), prompt_tokens=out.prompt_tokens,
@@ -253,7 +247,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         self.m.feedback.labels(rating).inc()
         if self.emitter is not None:
             ev = events_pb2.FeedbackEvent(
-                feedback_id=feedback_id, request_id=request.request_id, time=_ts(time.time()),
+                feedback_id=feedback_id, request_id=request.request_id, time=timestamp(),
                 rating=request.rating, correction=request.correction, comment=request.comment,
             )
             bounded(ev, "correction", EVENT_MAX_TEXT_CHARS)

@@ -7,14 +7,12 @@ the new state and the batch's offsets in one sqlite transaction, then commit the
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import threading
 import time
 from dataclasses import dataclass
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
@@ -22,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from driftloop.core import codec, ids
 from driftloop.core.kafka import DeadLetterSink, Delivered, EventConsumer, EventProducer, InvalidEvent
 from driftloop.core.metrics import MonitorMetrics
+from driftloop.core.timestamps import seconds, timestamp
 from driftloop.core.topics import ADAPTER_ROLLOUTS, FEEDBACK, PREDICTIONS, RETRAIN_TRIGGERS
 from driftloop.monitor.backends import create_backend
 from driftloop.monitor.embedding import Embedder
@@ -40,16 +39,6 @@ from driftloop.monitor.streams import (
 from driftloop.v1 import events_pb2
 
 log = logging.getLogger(__name__)
-
-
-def _seconds(ts: Timestamp) -> float:
-    return ts.seconds + ts.nanos / 1e9
-
-
-def _ts(t: float) -> Timestamp:
-    out = Timestamp()
-    out.FromNanoseconds(int(t * 1e9))
-    return out
 
 
 # Failures a client causes, for events that do not say who caused them (written before error_source).
@@ -81,7 +70,7 @@ def validate_prediction(e: events_pb2.PredictionEvent, s: MonitorSettings) -> No
         raise InvalidEvent(f"PredictionEvent lacks {', '.join(missing)}", "missing_field")
     _check_ids(request_id=(ids.REQUEST_ID, e.request_id, True), model=(ids.MODEL, e.model, True),
                alias=(ids.ALIAS, e.adapter_alias, False), version=(ids.VERSION, e.adapter_version, False))
-    check_time("request_time", _seconds(e.request_time), s)
+    check_time("request_time", seconds(e.request_time), s)
     if not e.error_code and not e.prompt:
         raise InvalidEvent("successful PredictionEvent with an empty prompt", "invalid")
     if e.latency_seconds < 0 or not math.isfinite(e.latency_seconds):
@@ -93,7 +82,7 @@ def validate_feedback(e: events_pb2.FeedbackEvent, s: MonitorSettings) -> None:
         raise InvalidEvent("FeedbackEvent lacks request_id or feedback_id", "missing_field")
     _check_ids(request_id=(ids.REQUEST_ID, e.request_id, True), feedback_id=(ids.REQUEST_ID, e.feedback_id, True))
     if e.HasField("time"):
-        check_time("time", _seconds(e.time), s)
+        check_time("time", seconds(e.time), s)
     if e.rating not in (events_pb2.RATING_POSITIVE, events_pb2.RATING_NEGATIVE) and not e.correction:
         raise InvalidEvent("FeedbackEvent has neither a rating nor a correction", "invalid")
 
@@ -230,7 +219,7 @@ class Monitor:
         if st is None:
             self.metrics.events.labels(PREDICTIONS.name, "stream_limit").inc()
             return
-        t = _seconds(e.request_time)
+        t = seconds(e.request_time)
         if not self.store.remember_prediction(e.request_id, st.key, t):
             self.metrics.events.labels(PREDICTIONS.name, "duplicate").inc()
             return
@@ -251,7 +240,7 @@ class Monitor:
         joined = self.store.stream_of(e.request_id)
         negative = is_negative(e)
         if joined is None:
-            self.store.park_feedback(e.feedback_id, e.request_id, negative, _seconds(e.time) or time.time())
+            self.store.park_feedback(e.feedback_id, e.request_id, negative, seconds(e.time) or time.time())
             return
         key, verdict = joined
         st = self.streams.get(key)
@@ -314,16 +303,15 @@ class Monitor:
     def _sampled(self, request_id: str) -> bool:
         if self.sample_rate >= 1.0:
             return True
-        h = int.from_bytes(hashlib.blake2b(request_id.encode(), digest_size=4).digest(), "big") / 2**32
-        return h < self.sample_rate
+        return ids.request_bucket(request_id) < self.sample_rate
 
     def _publish(self, d: TriggerDecision) -> None:
         if not self.store.record_trigger(d.dedupe_key, d.trigger_id, time.time()):
             return
         trigger = events_pb2.RetrainTrigger(
-            trigger_id=d.trigger_id, dedupe_key=d.dedupe_key, created_time=_ts(time.time()), model=d.model,
-            adapter_alias=d.alias, adapter_version=d.version, window_start=_ts(d.window_start),
-            window_end=_ts(d.window_end), prediction_count=d.predictions, feedback_count=d.feedback,
+            trigger_id=d.trigger_id, dedupe_key=d.dedupe_key, created_time=timestamp(time.time()), model=d.model,
+            adapter_alias=d.alias, adapter_version=d.version, window_start=timestamp(d.window_start),
+            window_end=timestamp(d.window_end), prediction_count=d.predictions, feedback_count=d.feedback,
             negative_feedback_count=d.negatives, error_count=d.errors,
             reason="sustained or threshold signals: " + ", ".join(d.firing),
         )

@@ -14,6 +14,7 @@ from kafka.structs import TopicPartition
 
 from driftloop.core import codec
 from driftloop.core.settings import KafkaSettings
+from driftloop.core.timestamps import seconds
 from driftloop.core.topics import FEEDBACK, PREDICTIONS, TopicSpec
 from driftloop.retrainer.data import Example
 from driftloop.v1 import events_pb2
@@ -67,7 +68,7 @@ def collect_feedback(settings: KafkaSettings, alias: str, since: float, template
     first = since if confirmed_since is None else min(since, confirmed_since)
     wanted: dict[str, events_pb2.FeedbackEvent] = {}
     for fb in scan_events(settings, FEEDBACK, first, events_pb2.FeedbackEvent):
-        t = fb.time.seconds + fb.time.nanos / 1e9
+        t = seconds(fb.time)
         correction = bool(fb.correction.strip()) and t >= since
         confirmed = (confirmed_since is not None and fb.rating == events_pb2.RATING_POSITIVE
                      and not fb.correction.strip() and t >= confirmed_since)
@@ -81,5 +82,5 @@ def collect_feedback(settings: KafkaSettings, alias: str, since: float, template
         correction = fb.correction.strip()
         out.append(Example(question_from_prompt(p.prompt, template), correction or p.completion.strip(),
                            "feedback" if correction else "confirmed", p.tags.get("slice", ""),
-                           fb.time.seconds + fb.time.nanos / 1e9))
+                           seconds(fb.time)))
     return out

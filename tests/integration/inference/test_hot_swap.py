@@ -11,7 +11,7 @@ from collections import Counter
 import grpc
 import pytest
 
-from driftloop.inference.adapters import canary_bucket
+from driftloop.core.ids import request_bucket
 from driftloop.v1 import inference_pb2 as pb
 from driftloop.v1 import inference_pb2_grpc
 from tests.integration.inference.conftest import ADMIN_MD
@@ -97,7 +97,7 @@ def test_canary_split_is_deterministic_by_request_id(inference_server) -> None:
         rid = f"canary-{i}"
         r = inf.Generate(pb.GenerateRequest(request_id=rid, prompt="the bus", adapter_alias=alias,
                                             sampling=pb.SamplingParams(max_tokens=2)), timeout=60)
-        expected = "v2" if canary_bucket(rid) < 0.3 else "v1"
+        expected = "v2" if request_bucket(rid) < 0.3 else "v1"
         assert r.adapter_version == expected
         served[r.adapter_version] += 1
         again = inf.Generate(pb.GenerateRequest(request_id=rid, prompt="the bus", adapter_alias=alias,

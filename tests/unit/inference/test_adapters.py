@@ -10,7 +10,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from driftloop.inference.adapters import AdapterRegistry, canary_bucket, validate_adapter
+from driftloop.core.ids import request_bucket
+from driftloop.inference.adapters import AdapterRegistry, validate_adapter
 from driftloop.inference.errors import AlreadyExists, FailedPrecondition, InvalidAdapter, InvalidRequest, NotFound
 
 MODULES = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
@@ -114,7 +115,7 @@ def test_routing_canary_and_drain(tmp_path: Path) -> None:
         share = sum(p is v2 for p in picks) / len(picks)
         assert 0.18 < share < 0.32
         for i, p in enumerate(picks):
-            assert p is (v2 if canary_bucket(f"req-{i}") < 0.25 else v1)
+            assert p is (v2 if request_bucket(f"req-{i}") < 0.25 else v1)
         for p in picks:
             reg.release(p)
         held = reg.acquire("a", "", "held")  # a request in flight on v1
