@@ -87,7 +87,7 @@ class InferenceMetrics:
         ).labels(model)
         self.adapter_version = Gauge(
             "driftloop_inference_adapter_version_info",
-            "1 for each loaded adapter version; role is stable, canary or loaded.",
+            "1 for each loaded adapter version; role is stable, canary, draining or loaded.",
             ["adapter_alias", "version", "role"], registry=registry,
         )
         self.canary_weight = Gauge(
@@ -105,6 +105,10 @@ class InferenceMetrics:
         self.rollouts_applied = Counter(
             "driftloop_inference_rollouts_applied_total", "Adapter rollout records applied from Kafka, by result.",
             ["result"], registry=registry,
+        )
+        self.unexpected_errors = Counter(
+            "driftloop_inference_unexpected_errors_total", "RPCs that failed on an error no rule foresaw (a "
+            "bug: answered INTERNAL and logged with its traceback), by method.", ["method"], registry=registry,
         )
         self.info = Info("driftloop_inference_engine", "Engine and base model served.", registry=registry)
         self.events = EventMetrics(registry, "inference")

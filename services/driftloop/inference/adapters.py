@@ -1,37 +1,23 @@
-"""Adapter versions, validation before load, and alias routing with canaries and draining.
+"""Adapter versions and alias routing with canaries and draining.
 
 An *alias* (e.g. ``transit-qa``) routes to immutable *versions*; each version has its own path and
 its own LoRA int id, never reused, so a swap is an alias switch and never a same-name reload.
-Versions leave the engine only after their in-flight requests have finished.
+Versions leave the engine only after their in-flight requests have finished. What an adapter
+directory must hold before it is loaded is checked in :mod:`driftloop.inference.adapter_files`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
-import json
-import re
-import struct
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from driftloop.core import ids
-from driftloop.inference.errors import AlreadyExists, FailedPrecondition, InvalidAdapter, InvalidRequest, NotFound
-
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-
-
-@dataclass(frozen=True)
-class AdapterManifest:
-    """What validation learnt about an adapter directory."""
-
-    path: Path
-    rank: int
-    target_modules: tuple[str, ...]
-    sha256: str
+from driftloop.inference.adapter_files import validate_adapter
+from driftloop.inference.engine.base import LoraHandle
+from driftloop.inference.errors import AlreadyExists, FailedPrecondition, InvalidRequest, NotFound
 
 
 def check_name(rule: ids.Rule, value: str) -> str:
@@ -39,105 +25,6 @@ def check_name(rule: ids.Rule, value: str) -> str:
         return rule.check(value)
     except ids.InvalidIdentifier as exc:
         raise InvalidRequest(str(exc)) from None
-
-
-def resolve_inside(root: Path, path: str) -> Path:
-    """Resolve ``path`` (relative to ``root`` or absolute) and refuse anything outside ``root``."""
-    if not path:
-        raise InvalidRequest("adapter path is empty")
-    if len(path) > 1024 or "\x00" in path:
-        raise InvalidRequest("adapter path must be at most 1024 characters, without NUL")
-    root = root.resolve()
-    candidate = Path(path)
-    resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
-    if resolved != root and root not in resolved.parents:
-        raise InvalidRequest(f"adapter path {ids.shown(path)} lies outside the adapter root")
-    return resolved
-
-
-def directory_sha256(directory: Path) -> str:
-    """Identity of an adapter: its config and weights (not the registry's metadata beside them)."""
-    digest = hashlib.sha256()
-    for f in (directory / ADAPTER_CONFIG, directory / ADAPTER_WEIGHTS):
-        digest.update(f.name.encode() + b"\0")
-        with f.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def _safetensors_header(path: Path) -> dict[str, dict]:
-    try:
-        with path.open("rb") as fh:
-            raw_len = fh.read(8)
-            if len(raw_len) != 8:
-                raise InvalidAdapter(f"{path.name} is truncated")
-            (n,) = struct.unpack("<Q", raw_len)
-            if n <= 0 or n > 100_000_000 or n > path.stat().st_size - 8:
-                raise InvalidAdapter(f"{path.name} has an invalid header length")
-            header = json.loads(fh.read(n))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidAdapter(f"{path.name} is not a safetensors file: {exc}") from exc
-    if not isinstance(header, dict):
-        raise InvalidAdapter(f"{path.name} has a malformed header")
-    return {k: v for k, v in header.items() if k != "__metadata__"}
-
-
-def validate_adapter(
-    root: Path, path: str, max_rank: int, base_modules: Iterable[str], expected_sha256: str = ""
-) -> AdapterManifest:
-    """Check an adapter directory before the engine ever sees it; raise a domain error otherwise."""
-    directory = resolve_inside(root, path)
-    if not directory.is_dir():
-        raise NotFound(f"adapter directory {ids.shown(path)} does not exist")
-    config_path = directory / ADAPTER_CONFIG
-    weights_path = directory / ADAPTER_WEIGHTS
-    if not config_path.is_file():
-        raise InvalidAdapter(f"{ADAPTER_CONFIG} missing in {ids.shown(path)}")
-    if not weights_path.is_file():
-        raise InvalidAdapter(f"{ADAPTER_WEIGHTS} missing in {ids.shown(path)}")
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InvalidAdapter(f"{ADAPTER_CONFIG} is not valid JSON: {exc}") from exc
-    if not isinstance(config, dict) or config.get("peft_type") != "LORA":
-        kind = config.get("peft_type") if isinstance(config, dict) else None
-        raise InvalidAdapter(f"not a LoRA adapter (peft_type={kind!r})")
-    rank = config.get("r")
-    if not isinstance(rank, int) or rank < 1:
-        raise InvalidAdapter(f"invalid LoRA rank {rank!r}")
-    if rank > max_rank:
-        raise InvalidAdapter(f"LoRA rank {rank} exceeds the engine's maximum {max_rank}")
-    if config.get("modules_to_save"):
-        raise InvalidAdapter("modules_to_save is not supported by the serving engine")
-    known = set(base_modules)
-    targets = config.get("target_modules")
-    if isinstance(targets, str):
-        matched = tuple(sorted(m for m in known if re.fullmatch(targets, m)))
-        if not matched:
-            raise InvalidAdapter(f"target_modules pattern {targets!r} matches no module of the base model")
-        targets_t = matched
-    elif isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets):
-        unknown = sorted(set(targets) - known)
-        if unknown:
-            raise InvalidAdapter(f"target modules {unknown} do not exist in the base model")
-        targets_t = tuple(sorted(targets))
-    else:
-        raise InvalidAdapter(f"invalid target_modules {targets!r}")
-    tensors = _safetensors_header(weights_path)
-    lora_a = {k: v for k, v in tensors.items() if "lora_A" in k}
-    if not lora_a or not any("lora_B" in k for k in tensors):
-        raise InvalidAdapter(f"{ADAPTER_WEIGHTS} holds no lora_A/lora_B tensors")
-    for name, meta in lora_a.items():
-        shape = meta.get("shape") if isinstance(meta, dict) else None
-        if not shape or shape[0] != rank:
-            raise InvalidAdapter(f"tensor {name} has shape {shape}, expected rank {rank} first")
-        if not any(f".{m}." in name for m in targets_t):
-            raise InvalidAdapter(f"tensor {name} targets a module outside target_modules")
-    sha = directory_sha256(directory)
-    if expected_sha256 and sha != expected_sha256:
-        raise InvalidAdapter(f"sha256 mismatch: expected {expected_sha256}, found {sha}")
-    return AdapterManifest(directory, rank, targets_t, sha)
 
 
 @dataclass(eq=False)
@@ -159,6 +46,11 @@ class AdapterVersion:
     @property
     def lora_name(self) -> str:
         return f"{self.alias}@{self.version}"
+
+    @property
+    def handle(self) -> LoraHandle:
+        """This version as the engine knows it."""
+        return LoraHandle(self.lora_name, self.lora_int_id, self.path)
 
 
 @dataclass(frozen=True)

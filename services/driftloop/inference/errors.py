@@ -1,7 +1,7 @@
-"""Domain errors of the inference service and the one place that maps them to gRPC status codes.
+"""Domain errors of the inference service, each with its canonical status code.
 
-Handlers raise these; the servicer's ``abort_on_error`` turns them into statuses. Nothing else
-builds a status.
+The data plane and the handlers raise these; :class:`driftloop.inference.interceptor.ErrorInterceptor`
+is the one place that turns them (and anything unexpected) into gRPC statuses.
 """
 
 from __future__ import annotations
@@ -45,11 +45,12 @@ class DeadlineExceeded(InferenceError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+class Internal(InferenceError):
+    """A failure of the service itself (e.g. the engine raised), already logged and counted."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
 class InvalidAdapter(FailedPrecondition):
     """An adapter that must never reach the engine (missing files, rank, modules, path)."""
 
-
-def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    if isinstance(exc, InferenceError):
-        return exc.code, str(exc)
-    return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}"

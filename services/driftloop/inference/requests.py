@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from driftloop.core import ids
 from driftloop.inference.engine.base import GenerationParams
 from driftloop.inference.errors import InvalidRequest, PermissionDenied
 from driftloop.inference.settings import InferenceSettings
-from driftloop.v1 import inference_pb2
+
+if TYPE_CHECKING:
+    from driftloop.inference.dataplane import FeedbackRequest, GenerationRequest
 
 MAX_STOP = 4
 MAX_STOP_CHARS = 64
@@ -37,9 +40,8 @@ def check_tags(tags: Mapping[str, str], authenticated: bool) -> None:
         raise PermissionDenied(f"tag {reserved[0]!r} is reserved for the loop itself and needs the admin token")
 
 
-def generation_params(req: inference_pb2.GenerateRequest, s: InferenceSettings,
-                      authenticated: bool = False) -> GenerationParams:
-    """Check a GenerateRequest's prompt-independent fields and build the engine parameters."""
+def generation_params(req: GenerationRequest, s: InferenceSettings, authenticated: bool = False) -> GenerationParams:
+    """Check a request's prompt-independent fields and build the engine parameters."""
     check_identifiers(req.request_id, req.adapter_alias, req.adapter_version)
     if req.adapter_version and not req.adapter_alias:
         raise InvalidRequest("adapter_version needs adapter_alias")
@@ -52,24 +54,18 @@ def generation_params(req: inference_pb2.GenerateRequest, s: InferenceSettings,
     max_tokens = sp.max_tokens or s.default_max_tokens
     if max_tokens > s.max_tokens_limit:
         raise InvalidRequest(f"max_tokens {max_tokens} is above the limit {s.max_tokens_limit}")
-    temperature = sp.temperature if sp.HasField("temperature") else s.default_temperature
+    temperature = s.default_temperature if sp.temperature is None else sp.temperature
     if not (math.isfinite(temperature) and 0.0 <= temperature <= 2.0):
         raise InvalidRequest(f"temperature {temperature} is outside [0, 2]")
-    top_p = sp.top_p if sp.HasField("top_p") else 1.0
+    top_p = 1.0 if sp.top_p is None else sp.top_p
     if not (math.isfinite(top_p) and 0.0 < top_p <= 1.0):
         raise InvalidRequest(f"top_p {top_p} is outside (0, 1]")
     if sp.min_tokens > max_tokens:
         raise InvalidRequest(f"min_tokens {sp.min_tokens} exceeds max_tokens {max_tokens}")
     if len(sp.stop) > MAX_STOP or any(not x or len(x) > MAX_STOP_CHARS for x in sp.stop):
         raise InvalidRequest(f"at most {MAX_STOP} stop strings of 1..{MAX_STOP_CHARS} characters")
-    return GenerationParams(
-        max_tokens=max_tokens,
-        temperature=float(temperature),
-        top_p=float(top_p),
-        seed=sp.seed if sp.HasField("seed") else None,
-        stop=tuple(sp.stop),
-        min_tokens=sp.min_tokens,
-    )
+    return GenerationParams(max_tokens=max_tokens, temperature=float(temperature), top_p=float(top_p),
+                            seed=sp.seed, stop=tuple(sp.stop), min_tokens=sp.min_tokens)
 
 
 def check_fits(prompt_tokens: int, params: GenerationParams, max_model_len: int) -> None:
@@ -80,7 +76,7 @@ def check_fits(prompt_tokens: int, params: GenerationParams, max_model_len: int)
         )
 
 
-def check_feedback(req: inference_pb2.SubmitFeedbackRequest, authenticated: bool = False) -> None:
+def check_feedback(req: FeedbackRequest, authenticated: bool = False) -> None:
     if not req.request_id:
         raise InvalidRequest("request_id is required")
     check_identifiers(req.request_id)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 
+import tenacity
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
@@ -41,12 +43,38 @@ def check_rollout(r: events_pb2.AdapterRollout) -> None:
         raise InvalidRequest(f"rollout of {r.adapter_alias}: canary_weight {r.canary_weight} outside [0, 1]")
 
 
+# How long one record may take to apply (loading its adapters) before the follower gives up on it.
+APPLY_TIMEOUT_S = 600.0
+
+
+def rollout_consumer(kafka: KafkaSettings) -> tuple[KafkaConsumer, dict[TopicPartition, int]]:
+    """A consumer of the whole rollout topic from its beginning (no group), and the end offsets at
+    start: once its position reaches them the replica has caught up with the published state."""
+    consumer = KafkaConsumer(
+        **kafka.client_config(), client_id=f"{kafka.client_id}-rollouts",
+        group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+    )
+    partitions = consumer.partitions_for_topic(ADAPTER_ROLLOUTS.name) or set()
+    tps = [TopicPartition(ADAPTER_ROLLOUTS.name, p) for p in sorted(partitions)]
+    if not tps:
+        consumer.close()
+        raise RuntimeError(f"topic {ADAPTER_ROLLOUTS.name} not found")
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    return consumer, consumer.end_offsets(tps)
+
+
 class RolloutFollower:
+    """Applies rollout records on the server's event loop, from a thread that owns the consumer.
+
+    ``connect`` returns a consumer and the end offsets to catch up to (:func:`rollout_consumer`);
+    while Kafka is unreachable the follower keeps serving what is loaded and reconnects with backoff."""
+
     def __init__(
-        self, kafka: KafkaSettings, registry: AdapterRegistry, loop: asyncio.AbstractEventLoop,
-        metrics: InferenceMetrics, drain_timeout_s: float = 300.0,
+        self, connect: Callable[[], tuple[KafkaConsumer, dict[TopicPartition, int]]], registry: AdapterRegistry,
+        loop: asyncio.AbstractEventLoop, metrics: InferenceMetrics, drain_timeout_s: float = 300.0,
     ) -> None:
-        self._kafka = kafka
+        self._connect_once = connect
         self._registry = registry
         self._loop = loop
         self._m = metrics
@@ -63,31 +91,20 @@ class RolloutFollower:
         self._stop.set()
         self._thread.join(timeout=10)
 
-    def _consumer(self) -> tuple[KafkaConsumer, dict[TopicPartition, int]]:
-        consumer = KafkaConsumer(
-            **self._kafka.client_config(), client_id=f"{self._kafka.client_id}-rollouts",
-            group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-        )
-        partitions = consumer.partitions_for_topic(ADAPTER_ROLLOUTS.name) or set()
-        tps = [TopicPartition(ADAPTER_ROLLOUTS.name, p) for p in sorted(partitions)]
-        if not tps:
-            consumer.close()
-            raise RuntimeError(f"topic {ADAPTER_ROLLOUTS.name} not found")
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        return consumer, consumer.end_offsets(tps)
+    def _connect(self) -> tuple[KafkaConsumer, dict[TopicPartition, int]]:
+        retrying = tenacity.Retrying(
+            wait=tenacity.wait_exponential(multiplier=0.5, max=10.0), sleep=self._stop.wait,
+            stop=tenacity.stop_when_event_set(self._stop),
+            before_sleep=lambda rs: log.warning("rollout follower cannot reach Kafka (%s); retrying",
+                                                rs.outcome.exception()))
+        return retrying(self._connect_once)
 
     def _run(self) -> None:
-        backoff = 0.5
         while not self._stop.is_set():
             try:
-                consumer, end = self._consumer()
-            except Exception as exc:  # broker down: keep serving what we have, retry
-                log.warning("rollout follower cannot reach Kafka (%s); retrying", exc)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            backoff = 0.5
+                consumer, end = self._connect()
+            except tenacity.RetryError:  # stopped while Kafka was unreachable
+                return
             try:
                 self._follow(consumer, end)
             except Exception:
@@ -125,7 +142,7 @@ class RolloutFollower:
 
     def _result(self, fut, label: str) -> bool:
         try:
-            fut.result(timeout=600)
+            fut.result(timeout=APPLY_TIMEOUT_S)
         except InferenceError as exc:
             log.error("rollout rejected: %s", exc)
             self._m.rollouts_applied.labels("rejected").inc()

@@ -17,9 +17,12 @@ from driftloop.core.metrics import InferenceMetrics
 from driftloop.core.spool import EventEmitter
 from driftloop.inference.adapters import AdapterRegistry, AdapterVersion
 from driftloop.inference.auth import AdminAuth, AdminAuthInterceptor
+from driftloop.inference.dataplane import DataPlane
 from driftloop.inference.engine import create_engine
-from driftloop.inference.rollouts import RolloutFollower
-from driftloop.inference.servicer import AdapterAdminServicer, InferenceServicer, lora_handle
+from driftloop.inference.events import EventPublisher
+from driftloop.inference.interceptor import ErrorInterceptor
+from driftloop.inference.rollouts import RolloutFollower, rollout_consumer
+from driftloop.inference.servicer import AdapterAdminServicer, InferenceServicer
 from driftloop.inference.settings import InferenceSettings
 from driftloop.v1 import inference_pb2, inference_pb2_grpc
 
@@ -53,10 +56,10 @@ class InferenceApp:
                                 "max_model_len": str(self.engine.max_model_len)})
 
         async def add(v: AdapterVersion) -> None:
-            await self.engine.add_lora(lora_handle(v))
+            await self.engine.add_lora(v.handle)
 
         async def remove(v: AdapterVersion) -> None:
-            await self.engine.remove_lora(lora_handle(v))
+            await self.engine.remove_lora(v.handle)
 
         Path(s.adapter_root).mkdir(parents=True, exist_ok=True)
         self.registry = AdapterRegistry(s.adapter_root, s.max_lora_rank, self.engine.lora_target_modules(),
@@ -72,7 +75,7 @@ class InferenceApp:
             log.warning("AdapterAdmin and reserved tags are OPEN to every caller (ALLOW_UNAUTHENTICATED_ADMIN)")
         def grpc_server() -> grpc.aio.Server:
             # maximum_concurrent_rpcs: calls beyond it are refused with RESOURCE_EXHAUSTED by gRPC itself.
-            return grpc.aio.server(interceptors=[AdminAuthInterceptor(auth)],
+            return grpc.aio.server(interceptors=[AdminAuthInterceptor(auth), ErrorInterceptor(self.metrics)],
                                    maximum_concurrent_rpcs=s.max_concurrent_rpcs, options=[
                 ("grpc.max_receive_message_length", 4 * 1024 * 1024),
                 ("grpc.so_reuseport", 0),
@@ -89,7 +92,9 @@ class InferenceApp:
 
         self.server = grpc_server()
         inference_pb2_grpc.add_InferenceServicer_to_server(
-            InferenceServicer(s, self.engine, self.registry, self.emitter, self.metrics, auth), self.server)
+            InferenceServicer(DataPlane(s, self.engine, self.registry, self.metrics,
+                                        EventPublisher(self.emitter) if self.emitter else None), auth),
+            self.server)
         admin = AdapterAdminServicer(self.registry, self.metrics)
         # With ADMIN_PORT, AdapterAdmin is served on its own listener only, so a network policy can let
         # just the retrainer (and operators) reach it; without, on the main port beside Inference.
@@ -110,7 +115,8 @@ class InferenceApp:
         self.metrics_port = metrics_server.server_port
 
         if s.follow_rollouts:
-            self.follower = RolloutFollower(s.kafka, self.registry, asyncio.get_running_loop(), self.metrics)
+            self.follower = RolloutFollower(lambda: rollout_consumer(s.kafka), self.registry,
+                                            asyncio.get_running_loop(), self.metrics)
             self.follower.start()
             # Converge to the published adapter state before taking traffic (bounded: Kafka may be down).
             for _ in range(100):

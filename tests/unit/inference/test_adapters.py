@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import save_file
 
 from driftloop.core.ids import request_bucket
-from driftloop.inference.adapters import AdapterRegistry, validate_adapter
+from driftloop.inference.adapter_files import validate_adapter
+from driftloop.inference.adapters import AdapterRegistry
 from driftloop.inference.errors import AlreadyExists, FailedPrecondition, InvalidAdapter, InvalidRequest, NotFound
 
 MODULES = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
