@@ -1,7 +1,7 @@
 """The events the inference service publishes, built in one place from what the data plane saw.
 
 Events are bounded by design: a text field over its limit is cut and named in the event's
-``truncated_fields``. Publishing goes through the spool (:class:`driftloop.core.spool.EventEmitter`),
+``truncated_fields``. Publishing goes through the spool (:class:`driftloop.core.emitter.EventEmitter`),
 which never blocks a request on Kafka.
 """
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from driftloop.core.spool import EventEmitter
+from driftloop.core.emitter import EventEmitter
 from driftloop.core.timestamps import timestamp
 from driftloop.core.topics import FEEDBACK, PREDICTIONS
 from driftloop.inference.settings import InferenceSettings

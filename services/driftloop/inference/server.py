@@ -13,8 +13,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 
+from driftloop.core.emitter import EventEmitter
 from driftloop.core.metrics import InferenceMetrics
-from driftloop.core.spool import EventEmitter
 from driftloop.inference.adapters import AdapterRegistry, AdapterVersion
 from driftloop.inference.auth import AdminAuth, AdminAuthInterceptor
 from driftloop.inference.dataplane import DataPlane

@@ -81,9 +81,9 @@ def test_an_event_kafka_refuses_for_good_is_set_aside_and_the_rest_flows(tmp_pat
 
     from prometheus_client import CollectorRegistry
 
+    from driftloop.core.emitter import EventEmitter
     from driftloop.core.metrics import EventMetrics
     from driftloop.core.settings import KafkaSettings
-    from driftloop.core.spool import EventEmitter
     from driftloop.core.topics import PREDICTIONS
     from driftloop.v1 import events_pb2
 
@@ -120,9 +120,9 @@ class _DownProducer(_Producer):
 def test_shutdown_with_an_ephemeral_spool_counts_what_it_loses(tmp_path: Path) -> None:
     from prometheus_client import CollectorRegistry
 
+    from driftloop.core.emitter import EventEmitter
     from driftloop.core.metrics import EventMetrics
     from driftloop.core.settings import KafkaSettings
-    from driftloop.core.spool import EventEmitter
     from driftloop.core.topics import PREDICTIONS
     from driftloop.v1 import events_pb2
 
