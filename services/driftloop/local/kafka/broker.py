@@ -1,61 +1,32 @@
-"""A real single-node Apache Kafka broker (KRaft) for tests and the local demo.
-
-The broker's jars come from Maven Central through ``tools/kafka/pom.xml`` and are cached under
-``.cache/kafka-jars/<hash of the pom>``. State (data, logs, pid) lives in ``state_dir``.
-
-    python -m driftloop.local.kafka up      # start, wait for readiness, create topics, print bootstrap
-    python -m driftloop.local.kafka down    # stop; no java process is left behind
-    python -m driftloop.local.kafka status
-"""
+"""The broker process: format the storage once, start, wait for real readiness (the log line, then
+a client that gets metadata), create the topics, stop (SIGTERM, then SIGKILL) with nothing left."""
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from driftloop.core.kafka import ensure_topics
 from driftloop.core.settings import KafkaSettings
+from driftloop.local.kafka.config import server_properties, write_config
+from driftloop.local.kafka.jars import BrokerError, ensure_jars
+from driftloop.local.kafka.settings import POM, LocalKafkaSettings
+from driftloop.local.ports import free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-POM = REPO_ROOT / "tools" / "kafka" / "pom.xml"
 READY_LINE = "Kafka Server started"
 
 
-class LocalKafkaSettings(BaseSettings):
-    """The local broker. Environment prefix ``DRIFTLOOP_LOCAL_KAFKA_``."""
-
-    model_config = SettingsConfigDict(env_prefix="DRIFTLOOP_LOCAL_KAFKA_", extra="forbid")
-
-    host: str = Field("127.0.0.1", description="Listen address (loopback only).")
-    port: int = Field(9092, description="Client listener port; 0 picks a free one.")
-    controller_port: int = Field(9093, description="KRaft controller port; 0 picks a free one.")
-    state_dir: Path = Field(REPO_ROOT / ".run" / "kafka", description="Data, logs, config and pid file.")
-    jars_dir: Path = Field(REPO_ROOT / ".cache" / "kafka-jars", description="Cache of the broker's jars.")
-    java: str = Field("java", description="Java 17+ executable.")
-    heap_opts: str = Field("-Xms256m -Xmx512m", description="JVM heap options.")
-    start_timeout_s: float = Field(120.0, description="How long to wait for readiness.")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-class BrokerError(RuntimeError):
-    pass
+def pid_alive(pid: int) -> bool:
+    """A process with this pid exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.split(") ", 1)[1][:1] != "Z"
 
 
 class LocalKafka:
@@ -76,68 +47,8 @@ class LocalKafka:
     def kafka_settings(self) -> KafkaSettings:
         return KafkaSettings(bootstrap_servers=self.bootstrap)
 
-    # -- jars ---------------------------------------------------------------------------------
     def ensure_jars(self) -> Path:
-        """Return a folder holding the broker's jars, running Maven once per pom version."""
-        digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:16]
-        target = Path(self.settings.jars_dir).resolve() / digest
-        if (target / ".complete").exists():
-            return target
-        tmp = target.with_name(f"{digest}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        cmd = ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-               f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"]
-        print(f"fetching Kafka jars with Maven into {target} ...", file=sys.stderr, flush=True)
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise BrokerError(f"maven failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-        (tmp / ".complete").write_text(digest)
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
-        return target
-
-    # -- config ---------------------------------------------------------------------------------
-    def _write_config(self) -> tuple[Path, Path]:
-        h = self.settings.host
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.bootstrap.servers": f"{h}:{self.controller_port}",
-            "listeners": f"PLAINTEXT://{h}:{self.port},CONTROLLER://{h}:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{h}:{self.port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(self.data_dir),
-            "num.partitions": "1",
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "5",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "false",
-            "log.cleaner.backoff.ms": "1000",
-            # A local broker shares its cores with training and the engine: CPU stalls of several
-            # seconds were measured (2 cores), longer than the default 9 s session, and a fenced
-            # broker takes every partition offline. Tolerate stalls rather than fence.
-            "broker.session.timeout.ms": "45000",
-        }
-        server = self.state_dir / "server.properties"
-        server.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        log4j = self.state_dir / "log4j2.properties"
-        log4j.write_text(
-            "rootLogger.level = INFO\nrootLogger.appenderRef.stdout.ref = STDOUT\n"
-            "appender.stdout.type = Console\nappender.stdout.name = STDOUT\n"
-            "appender.stdout.layout.type = PatternLayout\n"
-            "appender.stdout.layout.pattern = [%d] %p %m (%c)%n\n"
-            "logger.kafka.name = kafka\nlogger.kafka.level = INFO\n"
-            "logger.apache.name = org.apache.kafka\nlogger.apache.level = WARN\n"
-        )
-        return server, log4j
+        return ensure_jars(POM, self.settings.jars_dir)
 
     def _java(self, jars: Path, log4j: Path, main: str, *args: str) -> list[str]:
         return [self.settings.java, *self.settings.heap_opts.split(), "-XX:+UseG1GC",
@@ -159,7 +70,8 @@ class LocalKafka:
         if self.running_pid() is not None:
             raise BrokerError(f"a broker is already running from {self.state_dir} (pid {self.running_pid()})")
         jars = self.ensure_jars()
-        server, log4j = self._write_config()
+        props = server_properties(self.settings.host, self.port, self.controller_port, self.data_dir)
+        server, log4j = write_config(self.state_dir, props)
         self._format(jars, server, log4j)
         log = self.log_file.open("ab")
         self._proc = subprocess.Popen(
@@ -172,6 +84,10 @@ class LocalKafka:
         if create_topics:
             ensure_topics(self.kafka_settings())
         return self.bootstrap
+
+    def detach(self) -> None:
+        """Leave the broker running after this process exits (``kafka up``)."""
+        self._proc = None
 
     def _wait_ready(self) -> None:
         offset = 0
@@ -240,45 +156,10 @@ class LocalKafka:
     def _alive(self, pid: int) -> bool:
         if self._proc is not None and self._proc.pid == pid:
             return self._proc.poll() is None
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        return stat.split(") ", 1)[1][:1] != "Z"
+        return pid_alive(pid)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m driftloop.local.kafka", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "down", "status", "jars"])
-    args = parser.parse_args(argv)
-    broker = LocalKafka()
-    if args.command == "jars":
-        print(broker.ensure_jars())
-    elif args.command == "up":
-        pid = broker.running_pid()
-        if pid is None:
-            broker.start()
-            # Leave the broker running after this process exits.
-            broker._proc = None
-        else:
-            ensure_topics(broker.kafka_settings())
-        print(broker.bootstrap)
-    elif args.command == "down":
-        broker.stop()
-        print("stopped")
-    else:
-        pid = broker.running_pid()
-        print(f"running pid={pid} bootstrap={broker.bootstrap}" if pid else "not running")
-        return 0 if pid else 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
