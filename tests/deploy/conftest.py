@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.promql import REPO
+from tests.deploy.paths import DEPLOY_TOOLS_BIN, REPO, TOOLS_BIN
 
 TOOLS = {
-    "helm": REPO / ".tools" / "bin" / "helm",
-    "promtool": REPO / ".tools" / "bin" / "promtool",
-    "composecheck": REPO / ".tools" / "bin" / "composecheck",
-    "hadolint": REPO / ".tools" / "deploy" / "bin" / "hadolint",
-    "kubernetes-validate": REPO / ".tools" / "deploy" / "bin" / "kubernetes-validate",
+    "helm": TOOLS_BIN / "helm",
+    "promtool": TOOLS_BIN / "promtool",
+    "composecheck": TOOLS_BIN / "composecheck",
+    "hadolint": DEPLOY_TOOLS_BIN / "hadolint",
+    "kubernetes-validate": DEPLOY_TOOLS_BIN / "kubernetes-validate",
 }
 
 

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from tests.deploy.promql import DASHBOARDS_DIR, REPO, dashboard_expressions
+from tests.deploy.paths import DASHBOARDS_DIR, REPO
+from tests.deploy.promql import dashboard_expressions
 
 FILES = sorted(DASHBOARDS_DIR.glob("*.json"))
 

@@ -15,9 +15,8 @@ import pytest
 import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from tests.deploy.promql import REPO
+from tests.deploy.paths import DOCKER, REPO
 
-DOCKER = REPO / "docker"
 DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
 SERVICES = {"inference": (50051, 9400), "monitor": (None, 9401), "retrainer": (None, 9402)}
 

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.promql import REPO
+from tests.deploy.paths import CHART, REPO
 
-CHART = REPO / "charts" / "driftloop"
 EXAMPLES = CHART / "examples"
 # the oldest Kubernetes the chart supports (native gRPC probes) and the newest schemas bundled
 KUBE_VERSIONS = ("1.27.0", "1.37.0")

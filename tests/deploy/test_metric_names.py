@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploy.promql import all_expressions, declared_metrics, exported_series, metric_names
+from tests.deploy.declared import declared_metrics, exported_series
+from tests.deploy.promql import all_expressions, metric_names
 
 
 def test_metrics_py_parses_into_known_metrics():

@@ -8,11 +8,10 @@ import re
 import pytest
 import yaml
 
-from tests.deploy.promql import REPO, RULES_DIR, dashboard_expressions, render, rule_expressions
+from tests.deploy.paths import ALERTS, REPO, RULES_DIR, RUNBOOKS
+from tests.deploy.promql import all_expressions, dashboard_expressions, data_operands, render, rule_expressions
 
-ALERTS = REPO / "deploy" / "prometheus" / "alerts.yaml"
 RULE_TESTS = sorted((RULES_DIR / "tests").glob("*.yaml"))
-RUNBOOKS = REPO / "deploy" / "runbooks"
 RUNBOOK_BASE = "https://github.com/driftloop/driftloop/blob/main/deploy/runbooks/"
 ALERT_RULES = [r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"] if "alert" in r]
 ALERT_NAMES = [r["alert"] for r in ALERT_RULES]
@@ -78,6 +77,19 @@ def test_dashboard_queries_parse(run, tmp_path):
     out = run("promtool", "check", "rules", str(path))
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"SUCCESS: {len(exprs)} rules found" in out.stdout
+
+
+def test_every_operand_parses(run, tmp_path):
+    """promtool parses every operand the live check queries (tests/deploy/promql.py: data_operands,
+    printed by promql-parser) as a recording rule: what Prometheus will be sent is valid PromQL."""
+    operands = sorted({op for e in all_expressions() for op in data_operands(render(e.expr, {"adapter_alias": "a"}))})
+    rules = {"groups": [{"name": "operands", "rules": [
+        {"record": f"operand:query_{i}:check", "expr": op} for i, op in enumerate(operands)]}]}
+    path = tmp_path / "operands.yaml"
+    path.write_text(yaml.safe_dump(rules))
+    out = run("promtool", "check", "rules", str(path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"SUCCESS: {len(operands)} rules found" in out.stdout
 
 
 def test_compose_prometheus_config(run):

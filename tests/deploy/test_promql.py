@@ -1,10 +1,12 @@
-"""The PromQL helpers of tests/deploy/promql.py (pure functions; no tools needed)."""
+"""The PromQL helpers of tests/deploy/promql.py (pure functions; no tools needed). Operands come back
+as promql-parser prints them, so the expected ones are written as PromQL and printed the same way."""
 
 from __future__ import annotations
 
+import promql_parser
 import pytest
 
-from tests.deploy.promql import all_expressions, data_operands, metric_names, render
+from tests.deploy.promql import all_expressions, data_operands, is_scalar_literal, metric_names, render
 
 
 @pytest.mark.parametrize(("expr", "operands"), [
@@ -38,7 +40,17 @@ from tests.deploy.promql import all_expressions, data_operands, metric_names, re
     ("sum by (origin) (score_order) < 2", ["sum by (origin) (score_order)"]),
 ])
 def test_data_operands(expr, operands):
-    assert data_operands(expr) == operands
+    assert data_operands(expr) == [str(promql_parser.parse(o)) for o in operands]
+
+
+def test_operands_are_printed_as_promql():
+    assert data_operands('max by (a) (x{b="c"}) > 2') == ['max by (a)(x{b="c"})']
+
+
+@pytest.mark.parametrize(("expr", "scalar"), [("0.5", True), ("(2)", True), ("-1", True), ("x", False),
+                                               ("1 + x", False)])
+def test_is_scalar_literal(expr, scalar):
+    assert is_scalar_literal(expr) is scalar
 
 
 @pytest.mark.parametrize("expr", all_expressions(), ids=lambda e: f"{e.source}:{e.name}")

@@ -6,9 +6,11 @@ Nothing outside the settings classes reads the environment.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
+from pydantic_core import to_json
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,3 +56,34 @@ class KafkaSettings(BaseSettings):
             if getattr(self, key):
                 cfg[key] = getattr(self, key)
         return cfg
+
+
+def settings_env(settings: BaseSettings) -> dict[str, str]:
+    """The environment variables from which a process builds ``settings`` again: one per field that was
+    set (given, or read from this process's environment); defaults stay the reading side's own. A
+    nested settings object (``kafka``) goes under its own prefix (``DRIFTLOOP_KAFKA_``); lists,
+    tuples and dicts as JSON, which is how pydantic-settings reads them."""
+    cls = type(settings)
+    prefix = cls.model_config.get("env_prefix", "")
+    env: dict[str, str] = {}
+    for name in sorted(settings.model_fields_set):
+        value, field = getattr(settings, name), cls.model_fields[name]
+        if isinstance(value, BaseSettings):
+            env.update(settings_env(value))
+        elif value is None:
+            if field.get_default(call_default_factory=True) is not None:
+                raise ValueError(f"{cls.__name__}.{name}=None cannot be written as an environment variable")
+        else:
+            alias = field.validation_alias if isinstance(field.validation_alias, str) else field.alias
+            env[(alias or f"{prefix}{name}").upper()] = _env_value(value)
+    return env
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float | Path):
+        return str(value)
+    return to_json(value).decode()

@@ -24,16 +24,15 @@ def test_world_change_is_detected_retrained_and_promoted(tmp_path: Path, figure)
     settings = DemoSettings(run_dir=tmp_path / "run", report_dir=tmp_path / "report",
                             base_model_dir=tmp_path / "base", before_requests=400, eval_size=80,
                             settle_requests=100, after_max_s=600, curated_rows=200, rate=10)
-    demo = Demo(settings, SMALL, service_env={"retrainer": {
-        "DRIFTLOOP_RETRAINER_MAX_STEPS": "300", "DRIFTLOOP_RETRAINER_MIN_CORRECTIONS": "150",
-        "DRIFTLOOP_RETRAINER_CANARY_MIN_REQUESTS": "30",
+    demo = Demo(settings, SMALL, overrides={"retrainer": {
+        "max_steps": 300, "min_corrections": 150, "canary_min_requests": 30,
         # Training threads: 1 like the demo. With 2 (DRIFTLOOP_TEST_TRAIN_THREADS) on 2 cores, next to the
         # engine's spinning thread, training is ~9x slower and the loop misses after_max_s (README).
-        "DRIFTLOOP_RETRAINER_TRAIN_THREADS": os.environ.get("DRIFTLOOP_TEST_TRAIN_THREADS", "1"),
+        "train_threads": int(os.environ.get("DRIFTLOOP_TEST_TRAIN_THREADS", "1")),
         # The 2-layer model is weaker than the demo's: a lower EM floor. Regression drop: `make demo`'s
         # 0.05 (measured 0.000 in every run since the replay mix: 6 runs, 1 training thread).
-        "DRIFTLOOP_RETRAINER_GATE_MIN_EXACT_MATCH": "0.4", "DRIFTLOOP_RETRAINER_GATE_MAX_REGRESSION_DROP": "0.05",
-        "DRIFTLOOP_RETRAINER_GATE_MIN_ROBUSTNESS_RATIO": "0.0", "DRIFTLOOP_RETRAINER_GATE_MAX_SLICE_GAP": "1.0"}})
+        "gate_min_exact_match": 0.4, "gate_max_regression_drop": 0.05,
+        "gate_min_robustness_ratio": 0.0, "gate_max_slice_gap": 1.0}})
     try:
         demo.setup()
         summary = demo.run()

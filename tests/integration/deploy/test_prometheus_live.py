@@ -64,7 +64,8 @@ from driftloop.retrainer.evaluate import TOKEN, exact_match
 from driftloop.retrainer.train import render_prompt
 from driftloop.v1 import events_pb2, inference_pb2_grpc
 from driftloop.v1 import inference_pb2 as pb
-from tests.deploy.promql import REPO, RULES_DIR, all_expressions, data_operands, render
+from tests.deploy.paths import REPO, rule_files
+from tests.deploy.promql import all_expressions, data_operands, render
 from tests.integration.helpers import metric, scrape, start_group_at_end
 
 pytestmark = pytest.mark.integration
@@ -118,7 +119,7 @@ def start_prometheus(root: Path, targets: dict[str, str]) -> Prometheus:
     _require(PROMETHEUS, "run `make deploy-tools`")
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(p) for p in sorted(RULES_DIR.glob("*.y*ml"))],
+        "rule_files": [str(p) for p in rule_files()],
         "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [address]}]}
                            for job, address in targets.items()],
     }
@@ -420,7 +421,7 @@ def test_every_dashboard_query_and_alert_returns_data(live: Live) -> None:
         time.sleep(2)
     assert not missing, "\n".join(missing)
     print(f"{len(all_expressions())} expressions, "
-          f"{sum(len(data_operands(e.expr)) for e in all_expressions())} operands: all return data")
+          f"{sum(len(data_operands(render(e.expr))) for e in all_expressions())} operands: all return data")
 
 
 def _alert_rules(prom: Prometheus) -> dict[str, dict]:
