@@ -5,28 +5,25 @@
 * :class:`EventConsumer`: a consumer group with auto-commit off; :meth:`EventConsumer.process`
   decodes a batch, hands each event to a handler, sends what cannot be decoded or fails
   validation to the dead-letter topic, and commits only after all of that is done.
-* :func:`ensure_topics`: creates the project's topics (idempotent).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from google.protobuf import message as _message
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import TopicAlreadyExistsError
 from kafka.producer.future import FutureRecordMetadata, RecordMetadata
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from driftloop.core import codec
 from driftloop.core.settings import KafkaSettings
 from driftloop.core.timestamps import timestamp
-from driftloop.core.topics import ALL_TOPICS, DLQ, TopicSpec
+from driftloop.core.topics import DLQ, TopicSpec
 from driftloop.v1 import events_pb2
 
 log = logging.getLogger(__name__)
@@ -45,27 +42,6 @@ class InvalidEvent(ValueError):
         super().__init__(reason)
         self.error_type = error_type
         self.reason = reason
-
-
-def ensure_topics(
-    settings: KafkaSettings, topics: Iterable[TopicSpec] = ALL_TOPICS, replication_factor: int = 1
-) -> list[str]:
-    """Create missing topics; return the names created. Existing topics are left alone."""
-    admin = KafkaAdminClient(client_id=f"{settings.client_id}-admin", **settings.client_config())
-    try:
-        existing = set(admin.list_topics())
-        wanted = {
-            t.name: {"num_partitions": t.partitions, "replication_factor": replication_factor,
-                     "configs": dict(t.config)}
-            for t in topics
-            if t.name not in existing
-        }
-        if wanted:
-            with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent creator won the race
-                admin.create_topics(wanted, timeout_ms=30_000, wait_for_metadata=True)
-        return sorted(wanted)
-    finally:
-        admin.close()
 
 
 class EventProducer:

@@ -1,12 +1,21 @@
 """Every Kafka topic the project uses, declared once.
 
-Topics are created by the project at start-up (``ensure_topics``); the broker's automatic topic
+Topics are created by the project at start-up (:func:`ensure_topics`); the broker's automatic topic
 creation is off, so a typo in a topic name fails loudly instead of creating a stray topic.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from kafka import KafkaAdminClient
+from kafka.errors import TopicAlreadyExistsError
+
+if TYPE_CHECKING:
+    from driftloop.core.settings import KafkaSettings
 
 
 @dataclass(frozen=True)
@@ -31,3 +40,24 @@ ADAPTER_ROLLOUTS = TopicSpec(
 DLQ = TopicSpec("driftloop.dlq.v1", partitions=1, key="origin topic")
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (PREDICTIONS, FEEDBACK, RETRAIN_TRIGGERS, ADAPTER_ROLLOUTS, DLQ)
+
+
+def ensure_topics(
+    settings: KafkaSettings, topics: Iterable[TopicSpec] = ALL_TOPICS, replication_factor: int = 1
+) -> list[str]:
+    """Create missing topics; return the names created. Existing topics are left alone."""
+    admin = KafkaAdminClient(client_id=f"{settings.client_id}-admin", **settings.client_config())
+    try:
+        existing = set(admin.list_topics())
+        wanted = {
+            t.name: {"num_partitions": t.partitions, "replication_factor": replication_factor,
+                     "configs": dict(t.config)}
+            for t in topics
+            if t.name not in existing
+        }
+        if wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent creator won the race
+                admin.create_topics(wanted, timeout_ms=30_000, wait_for_metadata=True)
+        return sorted(wanted)
+    finally:
+        admin.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from driftloop.core.kafka import ensure_topics
+from driftloop.core.topics import ensure_topics
 from driftloop.local.kafka.broker import LocalKafka
 
 

@@ -10,8 +10,8 @@ import time
 import uuid
 from pathlib import Path
 
-from driftloop.core.kafka import ensure_topics
 from driftloop.core.settings import KafkaSettings
+from driftloop.core.topics import ensure_topics
 from driftloop.local.kafka.config import server_properties, write_config
 from driftloop.local.kafka.jars import BrokerError, ensure_jars
 from driftloop.local.kafka.settings import POM, LocalKafkaSettings
