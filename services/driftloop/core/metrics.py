@@ -225,7 +225,7 @@ class RetrainerMetrics:
         )
         self.stage_seconds = Histogram(
             "driftloop_retrainer_stage_duration_seconds", "Duration of each stage of a run "
-            "(dataset, training, gate, canary, promotion).", ["stage"],
+            "(dataset, training, gate, canary).", ["stage"],
             buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1200, 3600), registry=registry,
         )
         self.gate = Counter(

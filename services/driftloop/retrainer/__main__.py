@@ -18,117 +18,134 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from driftloop.retrainer.settings import RetrainerSettings
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m driftloop.retrainer", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command")
     sub.add_parser("serve")
-    r = sub.add_parser("retrain")
-    r.add_argument("--trigger", type=Path, required=True)
-    v = sub.add_parser("versions")
-    v.add_argument("--alias", default="")
+    sub.add_parser("retrain").add_argument("--trigger", type=Path, required=True)
+    sub.add_parser("versions").add_argument("--alias", default="")
     sub.add_parser("outcomes")
-    p = sub.add_parser("promote")
-    p.add_argument("alias")
-    p.add_argument("version")
-    b = sub.add_parser("rollback")
-    b.add_argument("alias")
-    b.add_argument("version")
+    for command in ("promote", "rollback"):
+        p = sub.add_parser(command)
+        p.add_argument("alias")
+        p.add_argument("version")
     bb = sub.add_parser("bench-base")
     bb.add_argument("models", nargs="+", type=Path)
     bb.add_argument("--sample", type=int, default=200)
-    a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return ap
 
-    from driftloop.retrainer.settings import RetrainerSettings
 
-    settings = RetrainerSettings()
-    command = a.command or "serve"
-    if command == "versions":
-        from driftloop.retrainer.registry import Registry
+def versions(a: argparse.Namespace, settings: RetrainerSettings) -> int:
+    from driftloop.retrainer.registry import Registry
 
-        for ver in Registry(settings.adapter_root).versions(a.alias):
-            gate = ver.metadata.get("gate", {})
-            verdict = "passed" if gate.get("passed") else "rejected"
-            print(f"{ver.alias}/{ver.version}\t{ver.status}\tparent={ver.metadata.get('parent') or '-'}\t"
-                  f"gate={verdict}\tdata={ver.metadata.get('data_hash', '')[:12]}")
-        return 0
-    if command == "outcomes":
-        from driftloop.retrainer.service import outcomes_json
+    for ver in Registry(settings.adapter_root).versions(a.alias):
+        verdict = "passed" if ver.metadata.get("gate", {}).get("passed") else "rejected"
+        print(f"{ver.alias}/{ver.version}\t{ver.status}\tparent={ver.metadata.get('parent') or '-'}\t"
+              f"gate={verdict}\tdata={ver.metadata.get('data_hash', '')[:12]}")
+    return 0
 
-        print(outcomes_json(settings))
-        return 0
-    if command == "bench-base":
-        from driftloop.retrainer.bench_base import compare
 
-        print(compare(a.models, settings, a.sample))
-        return 0
+def outcomes(a: argparse.Namespace, settings: RetrainerSettings) -> int:
+    from driftloop.retrainer.outcomes import outcomes_json
 
-    from driftloop.retrainer.service import Retrainer
+    print(outcomes_json(settings))
+    return 0
 
-    retrainer = Retrainer(settings)
-    if command == "retrain":
-        from google.protobuf import json_format
 
-        from driftloop.retrainer.pipeline import TriggerRefused
-        from driftloop.v1 import events_pb2
+def bench_base(a: argparse.Namespace, settings: RetrainerSettings) -> int:
+    from driftloop.retrainer.bench_base import compare
 
-        trigger = json_format.Parse(a.trigger.read_text(), events_pb2.RetrainTrigger())
-        try:
-            retrainer.pipeline.admit(trigger)  # the same checks as a trigger from Kafka
-        except TriggerRefused as exc:
-            print(f"error: trigger refused ({exc.reason}): {exc}", file=sys.stderr)
-            retrainer.close()
-            return 2
-        outcome = retrainer.pipeline.run(trigger)
+    print(compare(a.models, settings, a.sample))
+    return 0
+
+
+def retrain(a: argparse.Namespace, settings: RetrainerSettings) -> int:
+    """One trigger from a file, with the same checks as a trigger from Kafka."""
+    from google.protobuf import json_format
+
+    from driftloop.retrainer.triggers import TriggerRefused
+    from driftloop.retrainer.wiring import open_parts
+    from driftloop.v1 import events_pb2
+
+    trigger = json_format.Parse(a.trigger.read_text(), events_pb2.RetrainTrigger())
+    parts = open_parts(settings)
+    try:
+        parts.admit(trigger)
+    except TriggerRefused as exc:
+        print(f"error: trigger refused ({exc.reason}): {exc}", file=sys.stderr)
+        return 2
+    else:
+        outcome = parts.pipeline.run(trigger)
         print(json.dumps(outcome.__dict__, indent=2))
-        retrainer.close()
         return 0 if outcome.result in ("promoted", "rejected", "rolled_back") else 1
-    if command in ("promote", "rollback"):
-        from driftloop.core import ids
+    finally:
+        parts.close()
 
-        try:
-            ids.ALIAS.check(a.alias)
-            ids.VERSION.check(a.version)
-        except ids.InvalidIdentifier as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        pipe = retrainer.pipeline
-        try:
-            pipe.registry.get(a.alias, a.version)  # must exist
-            route = pipe.client.route(a.alias)
-            # By hand, straight to stable (never a canary): the guards of the loop's own steps apply.
-            pipe.rollouts.publish(pipe.rollouts.plan(a.alias, command, a.version, reason="by hand"))
-        except (FileNotFoundError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            retrainer.close()
-            return 1
-        if command == "promote":
-            pipe.registry.set_status(a.alias, a.version, "promoted", "by hand")
-        elif route is not None and route.stable_version != a.version and \
-                pipe.registry.exists(a.alias, route.stable_version):
-            pipe.registry.set_status(a.alias, route.stable_version, "rolled_back", "by hand")
-        retrainer.close()
-        return 0
 
+def by_hand(a: argparse.Namespace, settings: RetrainerSettings) -> int:
+    """``promote`` / ``rollback``: straight to stable through the rollout topic (never a canary)."""
+    from driftloop.core import ids
+    from driftloop.retrainer.wiring import open_parts
+
+    try:
+        ids.ALIAS.check(a.alias)
+        ids.VERSION.check(a.version)
+    except ids.InvalidIdentifier as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    parts = open_parts(settings)
+    try:
+        parts.rollouts.by_hand(a.command, a.alias, a.version)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        parts.close()
+    return 0
+
+
+def serve(a: argparse.Namespace, settings: RetrainerSettings) -> int:
     from prometheus_client import start_http_server
 
     from driftloop.core import failpoints
+    from driftloop.retrainer.wiring import build_retrainer, open_parts
+
     if armed := failpoints.armed():  # raises on a misspelt name, before any work
         logging.getLogger(__name__).warning("failpoints armed (tests only): %s", ", ".join(sorted(armed)))
+    parts = open_parts(settings)
+    retrainer = build_retrainer(parts)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    server, _ = start_http_server(settings.metrics_port, addr=settings.host, registry=retrainer.registry)
+    server, _ = start_http_server(settings.metrics_port, addr=settings.host, registry=parts.metrics.registry)
     print(f"READY metrics={settings.host}:{server.server_port}", flush=True)
     try:
         retrainer.run(stop)
     finally:
         retrainer.close()
+        parts.close()
         server.shutdown()
     return 0
+
+
+COMMANDS = {"serve": serve, "retrain": retrain, "versions": versions, "outcomes": outcomes,
+            "promote": by_hand, "rollback": by_hand, "bench-base": bench_base}
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from driftloop.retrainer.settings import RetrainerSettings
+
+    return COMMANDS[a.command or "serve"](a, RetrainerSettings())
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ import random
 import time
 from pathlib import Path
 
+from driftloop.retrainer.dataset import load_jsonl
 from driftloop.retrainer.evaluate import score
-from driftloop.retrainer.pipeline import load_jsonl
 from driftloop.retrainer.settings import RetrainerSettings
 from driftloop.retrainer.train import greedy_answers
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from driftloop.core.ids import NOT_TRAFFIC_SOURCES
 from driftloop.core.settings import KafkaSettings
 from driftloop.core.topics import FEEDBACK, PREDICTIONS
 from driftloop.retrainer.collect import scan_events
+from driftloop.retrainer.waiting import poll
 from driftloop.v1 import events_pb2
 
 log = logging.getLogger(__name__)
@@ -68,30 +70,45 @@ def measure(settings: KafkaSettings, alias: str, since: float) -> CanaryStats:
 
 
 class CanaryObserver:
+    """Watches a canary until it has ``min_requests`` (or ``max_wait_s`` passed), then judges it
+    against stable. A reading that fails (a broker hiccup) is not a verdict: the last one is kept."""
+
     def __init__(self, settings: KafkaSettings, min_requests: int, max_wait_s: float, max_negative_increase: float,
-                 max_error_increase: float = 0.02, poll_s: float = 3.0) -> None:
+                 max_error_increase: float, poll_s: float, measure: Callable[[KafkaSettings, str, float],
+                                                                             CanaryStats] = measure,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
         self.kafka = settings
         self.min_requests = min_requests
         self.max_wait_s = max_wait_s
         self.max_negative_increase = max_negative_increase
         self.max_error_increase = max_error_increase
         self.poll_s = poll_s
+        self.measure = measure
+        self.clock = clock
+        self.sleep = sleep
 
     def __call__(self, alias: str, stable: str, canary: str) -> tuple[bool, str]:
-        since = time.time() - 1
-        deadline = time.monotonic() + self.max_wait_s
-        stats = CanaryStats()
-        while True:
+        since = self.clock() - 1
+        last = CanaryStats()
+
+        def read() -> CanaryStats:
+            nonlocal last
             try:
-                stats = measure(self.kafka, alias, since)
-            except Exception as exc:  # a broker hiccup is not a verdict: keep the last reading, try again
+                last = self.measure(self.kafka, alias, since)
+            except Exception as exc:  # keep the last reading, try again
                 log.warning("canary %s/%s: reading live signals failed (%s: %s); retrying", alias, canary,
                             type(exc).__name__, str(exc)[:200])
-            c = stats.by_version.get(canary, VersionStats())
-            s = stats.by_version.get(stable, VersionStats())
-            if c.requests >= self.min_requests or time.monotonic() >= deadline:
-                break
-            time.sleep(self.poll_s)
+            return last
+
+        stats = poll(read, lambda st: self._of(st, canary).requests >= self.min_requests, self.max_wait_s,
+                     self.poll_s, self.sleep)
+        return self.verdict(self._of(stats, stable), self._of(stats, canary), stable, canary)
+
+    @staticmethod
+    def _of(stats: CanaryStats, version: str) -> VersionStats:
+        return stats.by_version.get(version, VersionStats())
+
+    def verdict(self, s: VersionStats, c: VersionStats, stable: str, canary: str) -> tuple[bool, str]:
         detail = (f"canary {canary}: {c.requests} requests, errors {c.error_rate:.3f}, negative feedback "
                   f"{c.negative_rate:.3f} ({c.feedback}); stable {stable}: {s.requests} requests, errors "
                   f"{s.error_rate:.3f}, negative feedback {s.negative_rate:.3f} ({s.feedback})")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,12 @@ from pathlib import Path
 from driftloop.core import ids
 
 STATUSES = ("candidate", "canary", "promoted", "rejected", "rolled_back")
+STAGING = ".staging"  # beside the versions, on the same filesystem: registering is one rename
+
+
+def rel_path(alias: str, version: str) -> str:
+    """Where a version lives under the registry root, as inference is told it (rollout records)."""
+    return f"{alias}/{version}"
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,7 @@ class Version:
 
     @property
     def rel_path(self) -> str:
-        return f"{self.alias}/{self.version}"
+        return rel_path(self.alias, self.version)
 
 
 class Registry:
@@ -40,6 +47,17 @@ class Registry:
 
     def path(self, alias: str, version: str) -> Path:
         return ids.path_in(self.root, alias, version)
+
+    def stage(self, version: str) -> Path:
+        """A fresh, empty staging directory for ``version`` (what a crashed run left there is removed)."""
+        staging = ids.path_in(self.root / STAGING, version)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        return staging
+
+    def relative(self, path: Path) -> str:
+        """``path`` (inside the registry) as inference is told it: relative to the root it shares."""
+        return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
 
     def exists(self, alias: str, version: str) -> bool:
         return (self.path(alias, version) / "metadata.json").exists()

@@ -1,92 +1,54 @@
 """The retrainer's trigger consumer: idempotent by trigger id and dedupe key (an outcome record per
-trigger, in sqlite), offsets committed only after the outcome is durable, and the long run on a
-worker thread while the consumer keeps polling with its partitions paused (so the group never
-rebalances mid-training)."""
+trigger, see ``outcomes.py``), offsets committed only after the outcome is durable, and the long run
+on a worker thread while the consumer keeps polling with its partitions paused (so the group never
+rebalances mid-training). A run that fails is retried (tenacity); after the last try it is an
+outcome too, and a canary it left behind is rolled back."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
+from typing import Protocol
 
 import grpc
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import TopicPartition
-from prometheus_client import CollectorRegistry
+from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_fixed
 
 from driftloop.core import codec, ids
-from driftloop.core.kafka import DeadLetterSink, EventConsumer, EventProducer
+from driftloop.core.kafka import EventConsumer
 from driftloop.core.metrics import RetrainerMetrics
-from driftloop.core.sqlite import open_db
-from driftloop.core.topics import RETRAIN_TRIGGERS
-from driftloop.retrainer.canary import CanaryObserver
-from driftloop.retrainer.pipeline import InferenceClient, Pipeline, RunOutcome, TriggerRefused
+from driftloop.retrainer.outcomes import Outcomes
 from driftloop.retrainer.settings import RetrainerSettings
+from driftloop.retrainer.triggers import RunOutcome, TriggerRefused, outcome
 from driftloop.v1 import events_pb2
 
 log = logging.getLogger(__name__)
 
+DeadLetters = Callable[[ConsumerRecord, str, str], None]
+Admit = Callable[[events_pb2.RetrainTrigger], None]  # raises TriggerRefused, or grpc.RpcError (try again)
 
-class Outcomes:
-    """What happened to each trigger. ``started`` without ``finished`` means a run was interrupted."""
 
-    def __init__(self, path: Path) -> None:
-        self.db = open_db(path, "FULL", threads=True)
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS outcomes (trigger_id TEXT PRIMARY KEY, dedupe_key TEXT, alias TEXT,"
-            " version TEXT, result TEXT, detail TEXT, attempts INTEGER, started REAL, finished REAL)"
-        )
-
-    def finished(self, trigger_id: str, dedupe_key: str) -> tuple | None:
-        return self.db.execute(
-            "SELECT trigger_id, result FROM outcomes WHERE finished IS NOT NULL AND (trigger_id = ? OR dedupe_key = ?)",
-            (trigger_id, dedupe_key)).fetchone()
-
-    def start(self, t: events_pb2.RetrainTrigger) -> int:
-        self.db.execute(
-            "INSERT INTO outcomes (trigger_id, dedupe_key, alias, attempts, started) VALUES (?, ?, ?, 1, ?) "
-            "ON CONFLICT(trigger_id) DO UPDATE SET attempts = attempts + 1, started = excluded.started",
-            (t.trigger_id, t.dedupe_key, t.adapter_alias, time.time()))
-        return self.db.execute("SELECT attempts FROM outcomes WHERE trigger_id = ?", (t.trigger_id,)).fetchone()[0]
-
-    def skip(self, t: events_pb2.RetrainTrigger, reason: str) -> None:
-        """A trigger refused before any work (stale, unknown alias): an outcome with no version."""
-        now = time.time()
-        self.db.execute(
-            "INSERT INTO outcomes (trigger_id, dedupe_key, alias, version, result, detail, attempts, started, finished)"
-            " VALUES (?, ?, ?, '', 'skipped', ?, 0, ?, ?) ON CONFLICT(trigger_id) DO NOTHING",
-            (t.trigger_id, t.dedupe_key, t.adapter_alias, reason, now, now))
-
-    def finish(self, o: RunOutcome) -> None:
-        self.db.execute("UPDATE outcomes SET version = ?, result = ?, detail = ?, finished = ? WHERE trigger_id = ?",
-                        (o.version, o.result, o.detail, time.time(), o.trigger_id))
-
-    def all(self) -> list[dict]:
-        cur = self.db.execute("SELECT * FROM outcomes ORDER BY started")
-        cols = [c[0] for c in cur.description]
-        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+class Runner(Protocol):
+    def run(self, trigger: events_pb2.RetrainTrigger) -> RunOutcome: ...
+    def abandon(self, trigger: events_pb2.RetrainTrigger) -> str: ...
 
 
 class Retrainer:
-    def __init__(self, settings: RetrainerSettings, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, settings: RetrainerSettings, metrics: RetrainerMetrics, consumer: EventConsumer,
+                 dead_letters: DeadLetters, outcomes: Outcomes, admit: Admit, pipeline: Runner,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.s = settings
-        self.registry = registry or CollectorRegistry()
-        self.metrics = RetrainerMetrics(self.registry)
-        self.producer = EventProducer(settings.kafka, "retrainer")
-        token = settings.inference_admin_token.get_secret_value() if settings.inference_admin_token else None
-        self.client = InferenceClient(settings.inference_address, token, settings.prompt_template,
-                                      settings.gate_concurrency, settings.inference_tls, settings.inference_ca_file,
-                                      settings.inference_server_name, settings.inference_admin_address)
-        observer = CanaryObserver(settings.kafka, settings.canary_min_requests, settings.canary_max_wait_s,
-                                  settings.canary_max_negative_increase)
-        self.pipeline = Pipeline(settings, self.metrics, self.producer, self.client, observer)
-        self.outcomes = Outcomes(settings.state_dir / "outcomes.sqlite")
-        self.dead_letters = DeadLetterSink(self.producer, settings.group_id)
-        self.consumer = EventConsumer(settings.kafka, [RETRAIN_TRIGGERS], settings.group_id,
-                                      events_pb2.RetrainTrigger, max_poll_records=1,
-                                      max_poll_interval_ms=300_000)
+        self.metrics = metrics
+        self.consumer = consumer
+        self.dead_letters = dead_letters
+        self.outcomes = outcomes
+        self.admit = admit
+        self.pipeline = pipeline
+        self.sleep = sleep
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="retrain-run")
 
     def run(self, stop: threading.Event) -> None:
@@ -97,58 +59,64 @@ class Retrainer:
                 except Exception as exc:  # a record no rule foresaw: dead-letter it, never a crash loop
                     log.exception("trigger handler failed at %s[%d]@%d", record.topic, record.partition,
                                   record.offset)
-                    self.dead_letters(record, "handler_error", f"{type(exc).__name__}: {exc}"[:2000])
-                    self.metrics.triggers.labels("invalid").inc()
-                    self.consumer.commit({TopicPartition(record.topic, record.partition): record.offset + 1})
+                    self._drop(record, "handler_error", f"{type(exc).__name__}: {exc}"[:2000], "invalid")
 
-    def _handle(self, record, stop: threading.Event) -> None:
+    def _handle(self, record: ConsumerRecord, stop: threading.Event) -> None:
         tp = TopicPartition(record.topic, record.partition)
-        try:
-            trigger = codec.decode(record.value, record.headers, events_pb2.RetrainTrigger)
-            if not trigger.trigger_id or not trigger.adapter_alias:
-                raise codec.UndecodableRecord("missing_field", "RetrainTrigger lacks trigger_id or adapter_alias")
-        except codec.UndecodableRecord as exc:
-            self.dead_letters(record, exc.error_type, exc.reason)
-            self.metrics.triggers.labels("invalid").inc()
-            self.consumer.commit({tp: record.offset + 1})
+        trigger = self._decode(record)
+        if trigger is None:
             return
         try:
-            self.pipeline.admit(trigger)
-        except TriggerRefused as exc:  # never trains: dead-lettered with the reason, recorded, committed
-            self.dead_letters(record, exc.reason, str(exc))
-            self.metrics.triggers.labels(exc.reason).inc()
-            if exc.reason != "invalid_identifier":  # an outcome row needs a trigger id the rules allow
-                self.outcomes.skip(trigger, str(exc))
-            log.warning("trigger %s refused (%s): %s", ids.shown(trigger.trigger_id), exc.reason, exc)
-            self.consumer.commit({tp: record.offset + 1})
-            return
+            runnable = self._admitted(record, trigger)
         except grpc.RpcError as exc:  # the replica is unreachable: not a verdict, try this trigger again
             log.warning("cannot check trigger %s against inference (%s); retrying", trigger.trigger_id,
                         exc.code() if hasattr(exc, "code") else exc)
             self.consumer.raw.seek(tp, record.offset)
             stop.wait(self.s.retry_backoff_s)
             return
+        if runnable:
+            result = self._run_paused(trigger, tp, stop)
+            if result is None:  # stopping: leave the trigger uncommitted, it is redelivered
+                return
+            self._finished(trigger, result)
+        self._commit(record)
+
+    def _decode(self, record: ConsumerRecord) -> events_pb2.RetrainTrigger | None:
+        """The trigger, or None once an undecodable record is dead-lettered and committed."""
+        try:
+            trigger = codec.decode(record.value, record.headers, events_pb2.RetrainTrigger)
+            if not trigger.trigger_id or not trigger.adapter_alias:
+                raise codec.UndecodableRecord("missing_field", "RetrainTrigger lacks trigger_id or adapter_alias")
+        except codec.UndecodableRecord as exc:
+            self._drop(record, exc.error_type, exc.reason, "invalid")
+            return None
+        return trigger
+
+    def _admitted(self, record: ConsumerRecord, trigger: events_pb2.RetrainTrigger) -> bool:
+        """Whether the trigger runs now: refused ones are dead-lettered (and recorded), duplicates skipped."""
+        try:
+            self.admit(trigger)
+        except TriggerRefused as exc:  # never trains: dead-lettered with the reason, recorded, committed
+            self.dead_letters(record, exc.reason, str(exc))
+            self.metrics.triggers.labels(exc.reason).inc()
+            if exc.reason != "invalid_identifier":  # an outcome row needs a trigger id the rules allow
+                self.outcomes.skip(trigger, str(exc))
+            log.warning("trigger %s refused (%s): %s", ids.shown(trigger.trigger_id), exc.reason, exc)
+            return False
         done = self.outcomes.finished(trigger.trigger_id, trigger.dedupe_key)
         if done is not None:
             log.info("trigger %s already handled (%s: %s)", trigger.trigger_id, done[0], done[1])
             self.metrics.triggers.labels("duplicate").inc()
-            self.consumer.commit({tp: record.offset + 1})
-            return
+            return False
         self.metrics.track_alias(trigger.adapter_alias)
         self.metrics.triggers.labels("accepted").inc()
         attempt = self.outcomes.start(trigger)
         log.info("trigger %s for %s (attempt %d): %s", trigger.trigger_id, trigger.adapter_alias, attempt,
                  trigger.reason)
-        outcome = self._run_paused(trigger, tp, stop)
-        if outcome is None:  # stopping: leave the trigger uncommitted, it is redelivered
-            return
-        self.outcomes.finish(outcome)  # durable before the offset moves
-        self.metrics.runs.labels(outcome.alias, outcome.result).inc()
-        self.consumer.commit({tp: record.offset + 1})
-        log.info("trigger %s finished: %s %s (%s)", trigger.trigger_id, outcome.result, outcome.version,
-                 outcome.detail.splitlines()[0] if outcome.detail else "")
+        return True
 
-    def _run_paused(self, trigger, tp: TopicPartition, stop: threading.Event) -> RunOutcome | None:
+    def _run_paused(self, trigger: events_pb2.RetrainTrigger, tp: TopicPartition,
+                    stop: threading.Event) -> RunOutcome | None:
         raw = self.consumer.raw
         raw.pause(tp)
         self.metrics.in_progress.labels(trigger.adapter_alias).set(1)
@@ -163,33 +131,42 @@ class Retrainer:
             self.metrics.in_progress.labels(trigger.adapter_alias).set(0)
             raw.resume(tp)
 
-    def run_with_retries(self, trigger) -> RunOutcome:
+    def run_with_retries(self, trigger: events_pb2.RetrainTrigger) -> RunOutcome:
         """Run with retries (transient broker or replica trouble); a retry resumes from the registered
         version. After the last try the run is an outcome too (error in the detail) and a canary it
         left behind is rolled back, so traffic is never left split."""
-        error = ""
-        for attempt in range(1, self.s.run_attempts + 1):
-            try:
-                return self.pipeline.run(trigger)
-            except Exception as exc:
-                log.exception("run for trigger %s failed (try %d/%d)", trigger.trigger_id, attempt,
-                              self.s.run_attempts)
-                error = f"{type(exc).__name__}: {exc}"
-                if attempt < self.s.run_attempts:
-                    time.sleep(self.s.retry_backoff_s)
-        detail = error
+        def failed_try(state: RetryCallState) -> None:
+            log.error("run for trigger %s failed (try %d/%d)", trigger.trigger_id, state.attempt_number,
+                      self.s.run_attempts, exc_info=state.outcome.exception())
+
+        retrying = Retrying(stop=stop_after_attempt(self.s.run_attempts), wait=wait_fixed(self.s.retry_backoff_s),
+                            sleep=self.sleep, after=failed_try, reraise=True)
         try:
-            detail += self.pipeline.abandon(trigger)
+            return retrying(self.pipeline.run, trigger)
+        except Exception as exc:
+            return outcome(trigger, "", "failed", f"{type(exc).__name__}: {exc}" + self._abandon(trigger))
+
+    def _abandon(self, trigger: events_pb2.RetrainTrigger) -> str:
+        try:
+            return self.pipeline.abandon(trigger)
         except Exception as exc:
             log.exception("could not roll back the canary of trigger %s", trigger.trigger_id)
-            detail += f"; canary rollback failed: {type(exc).__name__}: {exc}"
-        return RunOutcome(trigger.trigger_id, trigger.adapter_alias, "", "failed", detail)
+            return f"; canary rollback failed: {type(exc).__name__}: {exc}"
+
+    def _finished(self, trigger: events_pb2.RetrainTrigger, result: RunOutcome) -> None:
+        self.outcomes.finish(result)  # durable before the offset moves
+        self.metrics.runs.labels(result.alias, result.result).inc()
+        log.info("trigger %s finished: %s %s (%s)", trigger.trigger_id, result.result, result.version,
+                 result.detail.splitlines()[0] if result.detail else "")
+
+    def _drop(self, record: ConsumerRecord, error_type: str, reason: str, result: str) -> None:
+        self.dead_letters(record, error_type, reason)
+        self.metrics.triggers.labels(result).inc()
+        self._commit(record)
+
+    def _commit(self, record: ConsumerRecord) -> None:
+        self.consumer.commit({TopicPartition(record.topic, record.partition): record.offset + 1})
 
     def close(self) -> None:
         self.consumer.close()
-        self.producer.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def outcomes_json(settings: RetrainerSettings) -> str:
-    return json.dumps(Outcomes(settings.state_dir / "outcomes.sqlite").all(), indent=2)

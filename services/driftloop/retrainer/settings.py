@@ -33,6 +33,10 @@ class RetrainerSettings(BaseSettings):
     min_corrections: int = Field(0, ge=0, description="Corrections wanted before training; the run waits for them.")
     collect_wait_s: float = Field(0.0, ge=0, description="Longest wait for min_corrections; then it trains on "
                                   "what there is.")
+    collect_poll_s: float = Field(5.0, gt=0, description="Pause between readings of the feedback topics while a "
+                                  "run waits for min_corrections.")
+    min_train_rows: int = Field(10, ge=1, description="Fewest clean training rows a run trains on; with fewer (or "
+                                "no validation or test rows) the run ends as failed.")
     prompt_template: str = Field(PROMPT_TEMPLATE, description="How questions are put to the model.")
     run_attempts: int = Field(3, ge=1, description="Tries per trigger before it is recorded as failed; a retry "
                               "resumes from the registered version, it never trains twice.")
@@ -61,6 +65,7 @@ class RetrainerSettings(BaseSettings):
     gate_min_robustness_ratio: float = Field(0.7, ge=0, le=1, description="Worst perturbed EM / clean EM.")
     gate_max_slice_gap: float = Field(0.6, ge=0, le=1, description="Best minus worst slice exact match.")
     gate_concurrency: int = Field(8, ge=1, description="Gate requests in flight at once (the engine batches them).")
+    gate_max_tokens: int = Field(32, ge=1, description="Tokens each gate answer may generate (greedy).")
     gate_max_latency_p95_s: float = Field(2.0, gt=0, description="p95 generation latency through the engine.")
 
     # rollout
@@ -80,6 +85,14 @@ class RetrainerSettings(BaseSettings):
     canary_max_negative_increase: float = Field(
         0.05, ge=0, le=1, description="Canary negative-feedback rate may exceed stable's by this much."
     )
+    canary_max_error_increase: float = Field(0.02, ge=0, le=1, description="Canary error rate may exceed "
+                                             "stable's by this much.")
+    canary_poll_s: float = Field(3.0, gt=0, description="Pause between readings of the live signals during the "
+                                 "canary.")
+    rollout_apply_timeout_s: float = Field(120.0, gt=0, description="Longest wait for the replica to show a "
+                                           "published rollout step; then the try fails (and is retried).")
+    rollout_poll_s: float = Field(0.5, gt=0, description="Pause between reads of the route while waiting for a "
+                                  "rollout step to apply.")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
     def train_config(self) -> TrainConfig:

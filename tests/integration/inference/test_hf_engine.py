@@ -9,7 +9,7 @@ import subprocess
 import grpc
 import pytest
 
-from driftloop.retrainer.pipeline import InferenceClient
+from driftloop.retrainer.inference_client import InferenceClient
 from driftloop.retrainer.train import PROMPT_TEMPLATE
 from driftloop.v1 import inference_pb2 as pb
 from driftloop.v1 import inference_pb2_grpc

@@ -19,8 +19,8 @@ from driftloop.core.kafka import EventProducer
 from driftloop.core.topics import ADAPTER_ROLLOUTS, RETRAIN_TRIGGERS
 from driftloop.demo import world
 from driftloop.retrainer.evaluate import exact_match
-from driftloop.retrainer.pipeline import version_for
 from driftloop.retrainer.registry import Registry
+from driftloop.retrainer.triggers import version_for
 from driftloop.v1 import events_pb2
 from driftloop.v1 import inference_pb2 as pb
 from tests.integration.helpers import consume_until, gate_figures
@@ -90,6 +90,22 @@ def _outcomes(loop) -> dict[str, tuple]:
     return {r[0]: r[1:] for r in rows}
 
 
+def _wait_outcome(loop, trigger_id: str, timeout: float) -> tuple:
+    """(result, attempts, finished, version) once the trigger has a result; (None, ...) after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _outcomes(loop).get(trigger_id, (None,))[0] is None:
+        time.sleep(1)
+    return _outcomes(loop).get(trigger_id, (None, None, None, None))
+
+
+def _listed(loop, alias: str) -> pb.ListAdaptersResponse:
+    return loop.server.admin.ListAdapters(pb.ListAdaptersRequest(adapter_alias=alias), metadata=ADMIN_MD, timeout=10)
+
+
+def _route(loop, alias: str) -> pb.AdapterRoute:
+    return _listed(loop, alias).routes[0]
+
+
 def test_trigger_to_promotion_without_a_human(loop, kafka_broker, kafka_settings, unique, figure) -> None:
     alias = "transit-qa"
     changed = [q for q in _changed_facts() if not q.held_out]
@@ -119,8 +135,8 @@ def test_trigger_to_promotion_without_a_human(loop, kafka_broker, kafka_settings
         assert [h["status"] for h in v.history] == ["candidate", "canary", "promoted"]
         assert v.metadata["gate"]["passed"] and v.metadata["parent"] == "v0"
         assert v.metadata["dataset"]["corrections"] > 0 and v.metadata["training"]["best_step"] > 0
-        listed = loop.server.admin.ListAdapters(pb.ListAdaptersRequest(adapter_alias=alias), metadata=ADMIN_MD)
-        assert listed.routes[0].stable_version == version and not listed.routes[0].canary_version
+        route = _route(loop, alias)
+        assert route.stable_version == version and not route.canary_version
         hits = 0
         sample = random.Random(4).sample(changed, 40)
         for q in sample:
@@ -159,7 +175,7 @@ def test_bad_candidate_is_rejected_and_never_served(loop, kafka_broker, kafka_se
         checks = v.metadata["gate"]["checks"]
         assert not checks["margin_over_serving"]["ok"], v.metadata["gate_summary"]
         assert "did not learn the corrections" in v.metadata["gate_summary"]
-        listed = loop.server.admin.ListAdapters(pb.ListAdaptersRequest(adapter_alias=alias), metadata=ADMIN_MD)
+        listed = _listed(loop, alias)
         assert listed.routes[0].stable_version == "v0" and not listed.routes[0].canary_version
         assert [x.version for x in listed.versions] == ["v0"]  # never loaded for traffic
     finally:
@@ -186,10 +202,7 @@ def test_killed_mid_training_completes_exactly_once(loop, kafka_broker, kafka_se
     try:
         registry = Registry(loop.adapters)
         _wait_status(registry, alias, {"promoted", "rejected", "rolled_back"}, 600, second)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and _outcomes(loop).get(trigger.trigger_id, (None,))[0] is None:
-            time.sleep(1)
-        result, attempts, finished, version = _outcomes(loop)[trigger.trigger_id]
+        result, attempts, finished, version = _wait_outcome(loop, trigger.trigger_id, 60)
         assert attempts == 2 and finished and result in ("promoted", "rejected", "rolled_back")
         assert [v.version for v in registry.versions(alias) if v.version != "v0"] == [version]
         figure(f"retrainer killed mid-training: {result} after {attempts} attempts; "
@@ -238,20 +251,16 @@ def test_killed_after_each_rollout_step_ends_in_a_consistent_route(loop, kafka_b
                 assert registry.get(alias, version).metadata["gate"]["passed"], \
                     registry.get(alias, version).metadata["gate_summary"]
                 feeder.start()  # canary evidence from here on
-            route = loop.server.admin.ListAdapters(pb.ListAdaptersRequest(adapter_alias=alias), metadata=ADMIN_MD,
-                                                   timeout=10).routes[0]
+            route = _route(loop, alias)
             seen.append((point, route.stable_version, route.canary_version))
             assert (route.stable_version, route.canary_version) in {("v0", ""), ("v0", version), (version, "")}, seen
         last = start_retrainer(loop, kafka_broker, group, name="retrainer-kill-last")
         try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and _outcomes(loop).get(trigger.trigger_id, (None,))[0] is None:
-                time.sleep(1)
+            result, attempts, finished, _ = _wait_outcome(loop, trigger.trigger_id, 120)
         finally:
             last.stop()
     finally:
         stop_traffic.set()
-    result, attempts, finished, _ = _outcomes(loop)[trigger.trigger_id]
     assert (result, attempts) == ("promoted", len(ROLLOUT_KILLS) + 1) and finished
     v = registry.get(alias, version)
     assert [h["status"] for h in v.history] == ["candidate", "canary", "promoted"], v.history
@@ -260,8 +269,7 @@ def test_killed_after_each_rollout_step_ends_in_a_consistent_route(loop, kafka_b
                             lambda got: len(got) >= 2, lambda r: r.adapter_alias == alias, timeout=30)
     assert [(r.action, r.stable.version, r.canary.version) for r in records] == [
         ("canary", "v0", version), ("promote", version, "")], records
-    route = loop.server.admin.ListAdapters(pb.ListAdaptersRequest(adapter_alias=alias), metadata=ADMIN_MD,
-                                           timeout=10).routes[0]
+    route = _route(loop, alias)
     assert (route.stable_version, route.canary_version) == (version, "")
     r = loop.server.inference.Generate(pb.GenerateRequest(prompt=world.prompt(changed[0].question),
                                                           adapter_alias=alias), timeout=60)
@@ -288,20 +296,16 @@ def test_cli_versions_rollback_promote_and_bench_base(loop, kafka_broker, unique
     assert len(promoted) == 1, listed.stdout
     version = promoted[0]
 
-    def stable() -> str:
-        return loop.server.admin.ListAdapters(pb.ListAdaptersRequest(adapter_alias="transit-qa"),
-                                              metadata=ADMIN_MD).routes[0].stable_version
-
     # Both commands go through the rollout topic and wait until the replica applied them. (v0 predates
     # the registry, so the registered version is the only target here.)
     back = subprocess.run([*cli, "rollback", "transit-qa", version], env=env, capture_output=True, text=True,
                           timeout=180)
     assert back.returncode == 0, back.stderr
-    assert stable() == version
+    assert _route(loop, "transit-qa").stable_version == version
     again = subprocess.run([*cli, "promote", "transit-qa", version], env=env, capture_output=True, text=True,
                            timeout=180)
     assert again.returncode == 0, again.stderr
-    assert stable() == version
+    assert _route(loop, "transit-qa").stable_version == version
     missing = subprocess.run([*cli, "promote", "transit-qa", "no-such-version"], env=env, capture_output=True,
                              text=True, timeout=120)
     assert missing.returncode != 0

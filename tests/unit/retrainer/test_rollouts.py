@@ -62,16 +62,15 @@ def _registry(tmp_path: Path, crash_on: str | None) -> CrashingRegistry:
 
 
 def _run(rollouts: Rollouts, journal: Journal, verdict: bool) -> str:
-    """The pipeline's rollout, reduced to its steps (canary → promote or rollback)."""
+    """The release of a run, reduced to its steps (canary → promote or rollback)."""
     step = journal.last()
     if step is None:
-        route = rollouts.client.route("qa")
-        step = rollouts.take(journal, rollouts.plan("qa", "canary", route.stable_version, "v2", 0.2), "v2")
+        step = rollouts.canary(journal, "qa", rollouts.client.route("qa").stable_version, "v2", 0.2)
     else:
-        step = rollouts.finish(journal, "v2")
+        step = rollouts.resume(journal, "v2")
     if step.action == "canary":
-        action, stable = ("promote", "v2") if verdict else ("rollback", step.stable)
-        step = rollouts.take(journal, rollouts.plan("qa", action, stable), "v2")
+        step = (rollouts.promote(journal, "qa", "v2") if verdict else
+                rollouts.rollback(journal, "qa", step.stable, "v2"))
     return step.action
 
 
@@ -80,7 +79,7 @@ def _run(rollouts: Rollouts, journal: Journal, verdict: bool) -> str:
 def test_a_run_stopped_after_any_step_ends_consistent(tmp_path: Path, crash_on: str | None, verdict: bool) -> None:
     replica = Replica("v1")
     reg = _registry(tmp_path, crash_on)
-    rollouts = Rollouts(replica, replica, reg, apply_timeout_s=1)
+    rollouts = Rollouts(replica, replica, reg, apply_timeout_s=1, poll_s=0)
     journal = Journal(tmp_path / "rollout.json")
     try:
         _run(rollouts, journal, verdict)
@@ -101,7 +100,7 @@ def test_a_run_stopped_after_any_step_ends_consistent(tmp_path: Path, crash_on: 
 def test_a_finished_version_is_never_a_canary_again(tmp_path: Path) -> None:
     replica = Replica("v1")
     reg = _registry(tmp_path, None)
-    rollouts = Rollouts(replica, replica, reg, apply_timeout_s=1)
+    rollouts = Rollouts(replica, replica, reg, apply_timeout_s=1, poll_s=0)
     reg.set_status("qa", "v2", "rolled_back", "earlier")
     with pytest.raises(RolloutRefused, match="never a canary again"):
         rollouts.plan("qa", "canary", "v1", "v2", 0.2)
@@ -115,10 +114,73 @@ def test_a_step_superseded_before_it_applied_is_replanned(tmp_path: Path) -> Non
     published: the step goes out with a fresh generation instead of being ignored as stale."""
     replica = Replica("v1")
     reg = _registry(tmp_path, None)
-    rollouts = Rollouts(replica, replica, reg, apply_timeout_s=1)
+    rollouts = Rollouts(replica, replica, reg, apply_timeout_s=1, poll_s=0)
     journal = Journal(tmp_path / "rollout.json")
     journal.append(rollouts.plan("qa", "canary", "v1", "v2", 0.2))
     replica.r = inference_pb2.AdapterRoute(adapter_alias="qa", stable_version="v1", generation=5)
-    step = rollouts.finish(journal, "v2")
+    step = rollouts.resume(journal, "v2")
     assert step.generation == 6 and replica.r.canary_version == "v2"
     assert reg.get("qa", "v2").status == "canary"
+
+
+class FailingReplica(Replica):
+    """A broker that refuses the next ``fails`` sends (the record never reaches the replica)."""
+
+    def __init__(self, stable: str, fails: int) -> None:
+        super().__init__(stable)
+        self.fails = fails
+
+    def send_and_wait(self, topic, key, record) -> None:
+        if self.fails:
+            self.fails -= 1
+            raise Crash("broker unreachable")
+        super().send_and_wait(topic, key, record)
+
+
+@pytest.mark.parametrize("verdict", [True, False])
+def test_a_failed_publish_is_published_on_the_retry(tmp_path: Path, verdict: bool) -> None:
+    replica = FailingReplica("v1", fails=1)
+    reg = _registry(tmp_path, None)
+    rollouts = Rollouts(replica, replica, reg, apply_timeout_s=1, poll_s=0)
+    journal = Journal(tmp_path / "rollout.json")
+    with pytest.raises(Crash):
+        _run(rollouts, journal, verdict)
+    assert replica.records == [] and reg.get("qa", "v2").status == "candidate"  # journaled, nothing else
+    assert not journal.last().published
+    _run(rollouts, journal, verdict)
+    assert [r.action for r in replica.records] == ["canary", "promote" if verdict else "rollback"]
+    assert reg.get("qa", "v2").status == ("promoted" if verdict else "rolled_back")
+
+
+def test_a_step_the_replica_never_shows_fails_the_try(tmp_path: Path) -> None:
+    class Deaf(Replica):
+        def send_and_wait(self, topic, key, record) -> None:
+            self.records.append(record)  # published, never applied
+
+    replica = Deaf("v1")
+    reg = _registry(tmp_path, None)
+    rollouts = Rollouts(replica, replica, reg, apply_timeout_s=0.05, poll_s=0.01)
+    with pytest.raises(TimeoutError, match="did not apply the canary"):
+        rollouts.canary(Journal(tmp_path / "rollout.json"), "qa", "v1", "v2", 0.2)
+    assert reg.get("qa", "v2").status == "candidate"  # not recorded before it took effect
+
+
+def test_by_hand_steps_publish_and_record_without_a_journal(tmp_path: Path) -> None:
+    replica = Replica("v1")
+    reg = _registry(tmp_path, None)
+    rollouts = Rollouts(replica, replica, reg, apply_timeout_s=1, poll_s=0)
+    rollouts.by_hand("promote", "qa", "v2")
+    assert replica.r.stable_version == "v2" and reg.get("qa", "v2").status == "promoted"
+    rollouts.by_hand("rollback", "qa", "v2")  # to the version already stable: published, nothing rolled back
+    assert [r.action for r in replica.records] == ["promote", "rollback"]
+    assert [h["status"] for h in reg.get("qa", "v2").history] == ["candidate", "promoted"]
+    staged = tmp_path / "staged-v3"
+    staged.mkdir()
+    reg.register("qa", "v3", staged, {})
+    rollouts.by_hand("promote", "qa", "v3")
+    rollouts.by_hand("rollback", "qa", "v2")  # back to v2: v3, which served, is rolled back
+    assert replica.r.stable_version == "v2" and reg.get("qa", "v3").status == "rolled_back"
+    assert reg.get("qa", "v2").status == "promoted"
+    with pytest.raises(FileNotFoundError):
+        rollouts.by_hand("promote", "qa", "v9")
+    assert not list(tmp_path.rglob("rollout.json"))

@@ -1,0 +1,108 @@
+"""A run's dataset: the corrections (waiting, bounded, for enough of them) and confirmed answers from
+live traffic, the curated rows, replay of older versions' training rows; cleaned and split.
+``Datasets.build`` returns a ``Dataset`` with the report of what each source and rule contributed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from driftloop.retrainer.data import Example, clean, data_hash, split
+from driftloop.retrainer.registry import Registry
+from driftloop.retrainer.settings import RetrainerSettings
+from driftloop.retrainer.waiting import poll
+from driftloop.v1 import events_pb2
+
+log = logging.getLogger(__name__)
+
+FeedbackSource = Callable[[str, float, float | None], list[Example]]
+"""(alias, since, confirmed_since) → examples from live feedback (see collect.collect_feedback)."""
+
+
+def load_jsonl(path: Path | None, source: str) -> list[Example]:
+    if path is None or not Path(path).exists():
+        return []
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            d = json.loads(line)
+            rows.append(Example(d["question"], d["answer"], source, d.get("slice", "")))
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[Example]) -> None:
+    with path.open("w") as f:
+        for ex in rows:
+            f.write(json.dumps({"question": ex.question, "answer": ex.answer, "slice": ex.slice}) + "\n")
+
+
+@dataclass
+class Dataset:
+    rows: list[Example]  # cleaned
+    parts: dict[str, list[Example]]  # train, val, test
+    info: dict  # what each source and cleaning rule contributed (the run's dataset.json)
+
+    @property
+    def hash(self) -> str:
+        return data_hash(self.rows)
+
+    def enough(self, min_train_rows: int) -> bool:
+        return len(self.parts["train"]) >= min_train_rows and bool(self.parts["val"]) and bool(self.parts["test"])
+
+
+class Datasets:
+    def __init__(self, settings: RetrainerSettings, registry: Registry, feedback: FeedbackSource,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.s = settings
+        self.registry = registry
+        self.feedback = feedback
+        self.clock = clock
+        self.sleep = sleep
+
+    def build(self, trigger: events_pb2.RetrainTrigger) -> Dataset:
+        live = self._live(trigger)
+        corrections = [x for x in live if x.source == "feedback"]
+        confirmed = [x for x in live if x.source == "confirmed"]
+        curated = load_jsonl(self.s.curated_data, "curated")
+        replay = self._replay(trigger.adapter_alias, len(corrections))
+        rows, report = clean(corrections + confirmed + curated + replay)
+        fresh = sum(r.source == "feedback" for r in rows)
+        keep = len(rows) - fresh
+        info = {"corrections": len(corrections), "confirmed": len(confirmed), "curated": len(curated),
+                "replay": len(replay), "fresh_rows": fresh, "keep_rows": keep,
+                "cleaning": asdict(report), "summary": report.summary()}
+        if fresh and keep < self.s.replay_ratio * fresh:
+            info["warning"] = (f"only {keep} rows of unchanged behaviour for {fresh} corrections (replay ratio "
+                               f"{self.s.replay_ratio}): each is rehearsed more often, and slices they do not cover "
+                               "may be forgotten; add curated rows or confirmed answers")
+            log.warning("trigger %s: %s", trigger.trigger_id, info["warning"])
+        return Dataset(rows, split(rows), info)
+
+    def _live(self, trigger: events_pb2.RetrainTrigger) -> list[Example]:
+        """Feedback since the lookback; too few corrections to learn from: wait (bounded) while riders send more."""
+        episode_start = trigger.window_start.seconds or self.clock()
+        since = episode_start - self.s.lookback_s
+        confirmed_since = episode_start if self.s.use_confirmed else None
+
+        def corrections(rows: list[Example]) -> int:
+            return sum(x.source == "feedback" for x in rows)
+
+        def waiting(rows: list[Example]) -> None:
+            log.info("trigger %s: %d corrections, waiting for %d", trigger.trigger_id, corrections(rows),
+                     self.s.min_corrections)
+
+        return poll(lambda: self.feedback(trigger.adapter_alias, since, confirmed_since),
+                    lambda rows: corrections(rows) >= self.s.min_corrections, self.s.collect_wait_s,
+                    self.s.collect_poll_s, self.sleep, on_wait=waiting)
+
+    def _replay(self, alias: str, n_corrections: int) -> list[Example]:
+        pool: list[Example] = []
+        for v in self.registry.versions(alias):
+            pool += load_jsonl(v.path / "dataset.jsonl", "replay")
+        n = int(self.s.replay_share * max(n_corrections, 1))
+        return random.Random(self.s.seed).sample(pool, min(n, len(pool)))
