@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from pathlib import Path
 
 import grpc
@@ -50,88 +51,94 @@ class InferenceApp:
         self._metrics_server = None
 
     async def start(self) -> None:
+        """Engine → adapter registry → event emitter → gRPC servers and metrics → catch up with the
+        rollout topic → serve (health SERVING only then)."""
         s = self.s
         await self.engine.start()
         self.metrics.info.info({"engine": self.engine.kind, "model": s.model_name,
                                 "max_model_len": str(self.engine.max_model_len)})
+        self._start_registry()
+        if s.emit_events:
+            self.emitter = EventEmitter(s.kafka, Path(s.spool_dir) / "events.sqlite", s.spool_max_bytes,
+                                        self.metrics.events, batch=s.spool_batch)
+            self.emitter.start()
+        auth = AdminAuth(s.admin_token.get_secret_value() if s.admin_token else None)
+        if auth.open:
+            log.warning("AdapterAdmin and reserved tags are OPEN to every caller (ALLOW_UNAUTHENTICATED_ADMIN)")
+        self._add_servers(auth)
+        metrics_server, _ = start_http_server(s.metrics_port, addr=s.host, registry=self.registry_prom)
+        self._metrics_server = metrics_server
+        self.metrics_port = metrics_server.server_port
+        if s.follow_rollouts:
+            await self._follow_rollouts()
+        for server in (self.server, self.admin_server):
+            if server is not None:
+                await server.start()
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("inference serving on %s:%d (metrics :%d, engine %s, model %s)", s.host, self.port,
+                 self.metrics_port, self.engine.kind, s.model_name)
 
+    def _start_registry(self) -> None:
         async def add(v: AdapterVersion) -> None:
             await self.engine.add_lora(v.handle)
 
         async def remove(v: AdapterVersion) -> None:
             await self.engine.remove_lora(v.handle)
 
-        Path(s.adapter_root).mkdir(parents=True, exist_ok=True)
-        self.registry = AdapterRegistry(s.adapter_root, s.max_lora_rank, self.engine.lora_target_modules(),
-                                        add, remove)
+        Path(self.s.adapter_root).mkdir(parents=True, exist_ok=True)
+        self.registry = AdapterRegistry(self.s.adapter_root, self.s.max_lora_rank,
+                                        self.engine.lora_target_modules(), add, remove)
         self.registry.on_change = self._publish_adapter_metrics
-        if s.emit_events:
-            self.emitter = EventEmitter(s.kafka, Path(s.spool_dir) / "events.sqlite", s.spool_max_bytes,
-                                        self.metrics.events, batch=s.spool_batch)
-            self.emitter.start()
 
-        auth = AdminAuth(s.admin_token.get_secret_value() if s.admin_token else None)
-        if auth.open:
-            log.warning("AdapterAdmin and reserved tags are OPEN to every caller (ALLOW_UNAUTHENTICATED_ADMIN)")
-        def grpc_server() -> grpc.aio.Server:
-            # maximum_concurrent_rpcs: calls beyond it are refused with RESOURCE_EXHAUSTED by gRPC itself.
-            return grpc.aio.server(interceptors=[AdminAuthInterceptor(auth), ErrorInterceptor(self.metrics)],
-                                   maximum_concurrent_rpcs=s.max_concurrent_rpcs, options=[
-                ("grpc.max_receive_message_length", 4 * 1024 * 1024),
-                ("grpc.so_reuseport", 0),
-            ])
+    def _grpc_server(self, auth: AdminAuth) -> grpc.aio.Server:
+        # maximum_concurrent_rpcs: calls beyond it are refused with RESOURCE_EXHAUSTED by gRPC itself.
+        return grpc.aio.server(interceptors=[AdminAuthInterceptor(auth), ErrorInterceptor(self.metrics)],
+                               maximum_concurrent_rpcs=self.s.max_concurrent_rpcs,
+                               options=[("grpc.max_receive_message_length", 4 * 1024 * 1024),
+                                        ("grpc.so_reuseport", 0)])
 
-        creds = None
-        if s.tls_cert_file and s.tls_key_file:
-            creds = grpc.ssl_server_credentials([(Path(s.tls_key_file).read_bytes(),
-                                                  Path(s.tls_cert_file).read_bytes())])
+    def _listen(self, server: grpc.aio.Server, port: int) -> int:
+        s = self.s
+        address = f"{s.host}:{port}"
+        if not (s.tls_cert_file and s.tls_key_file):
+            return server.add_insecure_port(address)
+        creds = grpc.ssl_server_credentials([(Path(s.tls_key_file).read_bytes(), Path(s.tls_cert_file).read_bytes())])
+        return server.add_secure_port(address, creds)
 
-        def listen(server: grpc.aio.Server, port: int) -> int:
-            address = f"{s.host}:{port}"
-            return server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
-
-        self.server = grpc_server()
-        inference_pb2_grpc.add_InferenceServicer_to_server(
-            InferenceServicer(DataPlane(s, self.engine, self.registry, self.metrics,
-                                        EventPublisher(self.emitter) if self.emitter else None), auth),
-            self.server)
+    def _add_servers(self, auth: AdminAuth) -> None:
+        s = self.s
+        self.server = self._grpc_server(auth)
+        events = EventPublisher(self.emitter) if self.emitter else None
+        plane = DataPlane(s, self.engine, self.registry, self.metrics, events)
+        inference_pb2_grpc.add_InferenceServicer_to_server(InferenceServicer(plane, auth), self.server)
         admin = AdapterAdminServicer(self.registry, self.metrics)
         # With ADMIN_PORT, AdapterAdmin is served on its own listener only, so a network policy can let
         # just the retrainer (and operators) reach it; without, on the main port beside Inference.
         if s.admin_port is None:
             inference_pb2_grpc.add_AdapterAdminServicer_to_server(admin, self.server)
         else:
-            self.admin_server = grpc_server()
+            self.admin_server = self._grpc_server(auth)
             inference_pb2_grpc.add_AdapterAdminServicer_to_server(admin, self.admin_server)
             health_pb2_grpc.add_HealthServicer_to_server(self.health, self.admin_server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME),
                                             self.server)
-        self.port = listen(self.server, s.port)
+        self.port = self._listen(self.server, s.port)
         if self.admin_server is not None:
-            self.admin_port = listen(self.admin_server, s.admin_port or 0)
-        metrics_server, _ = start_http_server(s.metrics_port, addr=s.host, registry=self.registry_prom)
-        self._metrics_server = metrics_server
-        self.metrics_port = metrics_server.server_port
+            self.admin_port = self._listen(self.admin_server, s.admin_port or 0)
 
-        if s.follow_rollouts:
-            self.follower = RolloutFollower(lambda: rollout_consumer(s.kafka), self.registry,
-                                            asyncio.get_running_loop(), self.metrics)
-            self.follower.start()
-            # Converge to the published adapter state before taking traffic (bounded: Kafka may be down).
-            for _ in range(100):
-                if self.follower.caught_up.is_set():
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                log.warning("rollout topic not caught up after 10 s; serving what is loaded")
-        await self.server.start()
-        if self.admin_server is not None:
-            await self.admin_server.start()
-        for name in ("", *SERVICE_NAMES):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("inference serving on %s:%d (metrics :%d, engine %s, model %s)", s.host, self.port,
-                 self.metrics_port, self.engine.kind, s.model_name)
+    async def _follow_rollouts(self) -> None:
+        """Converge to the published adapter state before taking traffic (bounded: Kafka may be down)."""
+        s = self.s
+        self.follower = RolloutFollower(lambda: rollout_consumer(s.kafka), self.registry,
+                                        asyncio.get_running_loop(), self.metrics)
+        self.follower.start()
+        deadline = time.monotonic() + s.rollout_catch_up_s
+        while not self.follower.caught_up.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        if not self.follower.caught_up.is_set():
+            log.warning("rollout topic not caught up after %.0f s; serving what is loaded", s.rollout_catch_up_s)
 
     def _publish_adapter_metrics(self) -> None:
         g = self.metrics.adapter_version

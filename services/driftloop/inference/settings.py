@@ -48,6 +48,8 @@ class InferenceSettings(BaseSettings):
     follow_rollouts: bool = Field(
         True, description="Follow the compacted adapter-rollouts topic and converge to its state."
     )
+    rollout_catch_up_s: float = Field(10.0, ge=0, description="At start, how long to wait for the rollout topic "
+                                      "to be applied before serving what is loaded (Kafka may be down).")
 
     # -- server -------------------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="gRPC listen address.")
