@@ -120,8 +120,9 @@ class MonitorMetrics:
         stream = ["model", "adapter_alias"]
         signal = [*stream, "detector"]
         self.events = Counter(
-            "driftloop_monitor_events_total", "Records consumed, by topic and result "
-            "(processed, duplicate, ignored, dead_lettered).", ["topic", "result"], registry=registry,
+            "driftloop_monitor_events_total", "Records consumed, by topic and result (processed, duplicate, "
+            "dead_lettered; predictions not analysed: ignored, client_error, unrouted, stream_limit; feedback: "
+            "repeated_verdict, revised_verdict).", ["topic", "result"], registry=registry,
         )
         self.dlq = Counter(
             "driftloop_monitor_dead_letters_total", "Records sent to the dead-letter topic, by reason.",
@@ -178,7 +179,7 @@ class MonitorMetrics:
         )
         self.feedback_unmatched = Counter(
             "driftloop_monitor_feedback_unmatched_total", "Feedback whose prediction never arrived within the "
-            "join TTL, or arrived after it expired (late).", ["reason"], registry=registry,
+            "join TTL (reason expired).", ["reason"], registry=registry,
         )
         self.feedback_unmatched.labels("expired")  # at 0 from the start, like events dropped
         self.latency = Histogram(
@@ -201,7 +202,8 @@ class MonitorMetrics:
             ["detector"], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=registry,
         )
         self.embed_sample_rate = Gauge(
-            "driftloop_monitor_embedding_sample_rate", "Share of monitored prompts embedded (lowered under lag).",
+            "driftloop_monitor_embedding_sample_rate", "Share of window prompts sampled for embedding (lowered "
+            "under lag; reference prompts are always embedded).",
             registry=registry,
         )
         self.info = Info("driftloop_monitor", "Drift backend and windows.", registry=registry)

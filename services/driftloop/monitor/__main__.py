@@ -10,7 +10,7 @@ import threading
 def main() -> None:
     from prometheus_client import start_http_server
 
-    from driftloop.monitor.service import Monitor
+    from driftloop.monitor.app import build_monitor
     from driftloop.monitor.settings import MonitorSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -18,7 +18,7 @@ def main() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    monitor = Monitor(settings)
+    monitor = build_monitor(settings)
     server, _ = start_http_server(settings.metrics_port, addr=settings.host, registry=monitor.registry)
     print(f"READY metrics={settings.host}:{server.server_port}", flush=True)
     try:

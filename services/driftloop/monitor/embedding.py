@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 import numpy as np
 
@@ -20,14 +19,11 @@ class Embedder:
         self._batch = batch_size
         self._lock = threading.Lock()
         self.dim = int(self._model.get_sentence_embedding_dimension())
-        self.last_duration_s = 0.0
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        t0 = time.perf_counter()
         with self._lock:
             vectors = self._model.encode(texts, batch_size=self._batch, convert_to_numpy=True,
                                          normalize_embeddings=True, show_progress_bar=False)
-        self.last_duration_s = time.perf_counter() - t0
         return np.asarray(vectors, dtype=np.float32)

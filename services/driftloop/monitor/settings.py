@@ -9,11 +9,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from driftloop.core.ids import NOT_TRAFFIC_SOURCES
 from driftloop.core.settings import KafkaSettings
-
-SIGNALS = ("input_embedding", "prompt_length", "response_length", "mean_logprob", "finish_reason",
-           "empty_or_refusal", "negative_feedback_rate", "error_rate", "latency_p95")
+from driftloop.monitor.signals import SIGNALS
 
 
 class MonitorSettings(BaseSettings):
@@ -34,9 +31,13 @@ class MonitorSettings(BaseSettings):
     p_value: float = Field(0.01, gt=0, lt=1, description="Significance of each drift test (before correction).")
     mmd_permutations: int = Field(100, ge=10, description="Permutations of the MMD test.")
     embed_max_per_window: int = Field(
-        100, ge=10, description="At most this many prompts per window are embedded (sampled beyond it)."
+        100, ge=10, description="At most this many prompts per window are embedded (the first sampled ones; "
+        "the window's other prompts are tested without an embedding). At most window_size."
     )
     embed_batch_size: int = Field(64, ge=1, description="Prompts per embedding batch.")
+    mmd_min_reference: int = Field(20, ge=2, description="Reference embeddings the MMD test needs to run.")
+    ks_min_samples: int = Field(10, ge=2, description="Values (not NaN) a KS test needs in the reference and "
+                                "in the window to run.")
 
     # -- rates --------------------------------------------------------------------------------------
     rate_window: int = Field(200, ge=10, description="Latest predictions/feedback the rates are computed over.")
@@ -57,18 +58,26 @@ class MonitorSettings(BaseSettings):
     # -- joining ------------------------------------------------------------------------------------
     join_ttl_s: float = Field(3600.0, gt=0, description="How long a prediction waits for its feedback.")
     join_max_entries: int = Field(200_000, ge=100, description="Bound on remembered predictions.")
+    join_expiry_interval_s: float = Field(60.0, gt=0, description="How often expired join entries are dropped.")
 
-    ignore_sources: tuple[str, ...] = Field(
-        tuple(sorted(NOT_TRAFFIC_SOURCES)), description="Predictions whose 'source' tag is one of these are not "
-        "traffic (acceptance-gate and evaluation requests; inference accepts the tag only from callers with the "
-        "admin token): counted as ignored, never analysed."
-    )
+    # -- records ------------------------------------------------------------------------------------
     max_streams: int = Field(64, ge=1, description="Streams (model, alias) analysed at most; predictions for "
                              "further ones are counted (result stream_limit), not analysed.")
     max_event_age_s: float = Field(30 * 86400, gt=0, description="Events older than this are invalid (DLQ).")
     max_clock_skew_s: float = Field(300.0, ge=0, description="Events this far in the future are invalid (DLQ).")
+
+    # -- load ---------------------------------------------------------------------------------------
     lag_interval_s: float = Field(5.0, gt=0, description="How often consumer lag is measured.")
+    shed_lag: int = Field(5000, ge=1, description="Consumer lag (records behind, all consumed topics) from which "
+                          "window prompts are embedded only at shed_sample_rate.")
+    shed_sample_rate: float = Field(0.25, gt=0, le=1, description="Share of window prompts embedded while the "
+                                    "lag is at least shed_lag (reference prompts are always embedded).")
+
+    # -- Kafka --------------------------------------------------------------------------------------
     poll_timeout_ms: int = Field(500, ge=10, description="Kafka poll timeout.")
+    max_poll_records: int = Field(1000, ge=1, description="Records per poll: one batch, one checkpoint.")
+    publish_timeout_s: float = Field(30.0, gt=0, description="How long a RetrainTrigger or a dead letter waits "
+                                     "for Kafka's acknowledgement before the batch fails.")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
     @model_validator(mode="after")
@@ -79,3 +88,8 @@ class MonitorSettings(BaseSettings):
         if self.embed_max_per_window > self.window_size:
             self.embed_max_per_window = self.window_size
         return self
+
+    def rate_threshold(self, name: str) -> float:
+        """The threshold of a rate signal (``signals.RATE_SIGNALS``)."""
+        return {"negative_feedback_rate": self.negative_feedback_threshold, "error_rate": self.error_rate_threshold,
+                "latency_p95": self.latency_p95_threshold_s}[name]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from driftloop.core.sqlite import open_db
 from driftloop.monitor.settings import MonitorSettings
+from driftloop.monitor.snapshots import from_state, to_state
 from driftloop.monitor.streams import Stream
 
 
@@ -35,6 +36,9 @@ class StateStore:
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(joins)")}
         if "verdict" not in columns:  # state written before one-verdict-per-request
             self.db.execute("ALTER TABLE joins ADD COLUMN verdict INTEGER")
+        self._load_offsets()
+
+    def _load_offsets(self) -> None:
         self._offsets = {(t, p): o for t, p, o in self.db.execute("SELECT topic, part, next_offset FROM offsets")}
 
     # -- transactions ------------------------------------------------------------------------------
@@ -47,6 +51,7 @@ class StateStore:
     def rollback(self) -> None:
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
+            self._load_offsets()  # the cache must not keep offsets that were rolled back
 
     # -- offsets -----------------------------------------------------------------------------------
     def next_offset(self, topic: str, partition: int) -> int:
@@ -58,7 +63,7 @@ class StateStore:
 
     # -- streams -----------------------------------------------------------------------------------
     def save_stream(self, stream: Stream) -> None:
-        meta, window, reference = stream.to_state()
+        meta, window, reference = to_state(stream)
         if reference is None:
             self.db.execute("UPDATE streams SET meta = ?, window = ? WHERE key = ?",
                             (json.dumps(meta), window, stream.key))
@@ -69,7 +74,7 @@ class StateStore:
     def load_streams(self, settings: MonitorSettings) -> dict[str, Stream]:
         out = {}
         for key, meta, window, reference in self.db.execute("SELECT key, meta, window, reference FROM streams"):
-            out[key] = Stream.from_state(settings, json.loads(meta), window, reference)
+            out[key] = from_state(settings, json.loads(meta), window, reference)
         return out
 
     # -- join ----------------------------------------------------------------------------------------

@@ -6,16 +6,19 @@ import numpy as np
 import pytest
 
 from driftloop.monitor.backends import AlibiBackend, ScipyBackend
+from driftloop.monitor.features import Features, Sample
 from driftloop.monitor.settings import MonitorSettings
-from driftloop.monitor.streams import Sample, Stream
+from driftloop.monitor.snapshots import from_state, to_state
+from driftloop.monitor.streams import Stream
 
 S = MonitorSettings(reference_size=100, window_size=50, sustained_windows=2, clear_windows=2, cooldown_s=0,
                     min_samples=20, trigger_signals=("input_embedding", "negative_feedback_rate"))
+NOW = 1_700_000_000.0
 
 
 def sample(rng: np.random.Generator, shift: float, i: int) -> Sample:
     emb = rng.normal(shift, 1.0, 8).astype(np.float32)
-    return Sample(f"p{i}", (10.0 + rng.normal(), 20.0 + rng.normal(), -0.5, 0, 0), False, 0.1, float(i), emb)
+    return Sample(f"p{i}", Features(10.0 + rng.normal(), 20.0 + rng.normal(), -0.5, 0, 0), False, 0.1, float(i), emb)
 
 
 @pytest.fixture(params=["alibi", "scipy"])
@@ -24,7 +27,9 @@ def backend(request):
 
 
 def feed(stream, backend, rng, n, shift, start=0):
-    return [d for i in range(start, start + n) if (d := stream.add_prediction(sample(rng, shift, i), backend))]
+    """The triggers of n predictions."""
+    closed = [stream.add_prediction(sample(rng, shift, i), backend, NOW) for i in range(start, start + n)]
+    return [c.trigger for c in closed if c is not None and c.trigger is not None]
 
 
 def test_one_trigger_per_episode_then_hysteresis(backend) -> None:
@@ -75,11 +80,12 @@ def test_state_round_trip() -> None:
     rng = np.random.default_rng(3)
     st = Stream("m", "a", S, version="v1")
     feed(st, backend, rng, 130, 0.0)
-    meta, window, reference = st.to_state()
-    back = Stream.from_state(S, meta, window, reference)
+    meta, window, reference = to_state(st)
+    back = from_state(S, meta, window, reference)
     assert back.has_reference and len(back.window) == 30 and back.version == "v1"
     assert np.allclose(back.ref_embeddings[5], st.ref_embeddings[5])
     assert back.window[3].embedding is not None and np.allclose(back.window[3].embedding, st.window[3].embedding)
+    assert back.ref_features == st.ref_features and back.window[3].features == st.window[3].features
 
 
 def test_reset_rebuilds_reference() -> None:

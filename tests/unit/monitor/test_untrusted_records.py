@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from driftloop.core.kafka import InvalidEvent
-from driftloop.monitor.service import client_caused, validate_feedback, validate_prediction
 from driftloop.monitor.settings import MonitorSettings
 from driftloop.monitor.state import StateStore
-from driftloop.monitor.streams import Stream
+from driftloop.monitor.streams import Stream, stream_key
+from driftloop.monitor.validation import client_caused, not_analysed, validate_feedback, validate_prediction
 from driftloop.v1 import events_pb2
 
 S = MonitorSettings()
@@ -69,6 +69,18 @@ def test_only_server_side_failures_are_model_health() -> None:
     assert not client_caused(prediction(error_code="INTERNAL"))
 
 
+def test_not_traffic_and_unrouted_predictions_are_not_analysed() -> None:
+    from driftloop.core.ids import NOT_TRAFFIC_SOURCES  # the retrainer's canary check uses the same set
+
+    for source in NOT_TRAFFIC_SOURCES:
+        e = prediction()
+        e.tags["source"] = source
+        assert not_analysed(e) == "ignored"
+    assert not_analysed(prediction(error_code="CANCELLED")) == "client_error"
+    assert not_analysed(prediction(adapter_version="")) == "unrouted"
+    assert not_analysed(prediction(error_code="INTERNAL")) is None
+
+
 def test_a_changed_verdict_replaces_the_earlier_one_in_the_rate() -> None:
     st = Stream("m", "a", S)
     for negative in (True, False, True):
@@ -82,10 +94,11 @@ def test_a_changed_verdict_replaces_the_earlier_one_in_the_rate() -> None:
 def test_the_join_keeps_one_verdict_per_request(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "m.sqlite")
     store.begin()
-    assert store.remember_prediction("r1", "m\x1fa", 1.0)
-    assert store.stream_of("r1") == ("m\x1fa", None)
+    key = stream_key("m", "a")
+    assert store.remember_prediction("r1", key, 1.0)
+    assert store.stream_of("r1") == (key, None)
     store.set_verdict("r1", True)
-    assert store.stream_of("r1") == ("m\x1fa", True)
+    assert store.stream_of("r1") == (key, True)
     store.park_feedback("f1", "r2", True, 1.0)
     store.park_feedback("f2", "r2", False, 2.0)  # the latest parked verdict wins
     assert store.take_parked("r2") is False and store.take_parked("r2") is None
