@@ -2,7 +2,7 @@
 """Writes the Grafana dashboards in deploy/grafana/dashboards/ (`make dashboards`).
 
 The JSON files are generated, committed, and checked: tests/deploy fails when this script would
-write something else, when an expression uses a metric that services/driftloop/core/metrics.py does
+write something else, when an expression uses a metric that services/driftloop/core/metrics/ does
 not declare, or when an expression does not parse. Edit the panels here, not in the JSON.
 
 - driftloop-overview.json: the on-call overview (traffic, errors, latency, feedback, drift against

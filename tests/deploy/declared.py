@@ -1,4 +1,4 @@
-"""Every metric the services declare, read from services/driftloop/core/metrics.py by parsing it (no
+"""Every metric the services declare, read from services/driftloop/core/metrics/ by parsing it (no
 import, so no prometheus_client needed), and the series Prometheus scrapes from each."""
 
 from __future__ import annotations
@@ -6,13 +6,14 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.deploy.paths import METRICS_PY
+from tests.deploy.paths import METRICS_DIR
 
 
-def declared_metrics(path: Path = METRICS_PY) -> dict[str, str]:
-    """{declared name: kind} for every Counter/Gauge/Histogram/Summary/Info in metrics.py."""
+def declared_metrics(path: Path = METRICS_DIR) -> dict[str, str]:
+    """{declared name: kind} for every Counter/Gauge/Histogram/Summary/Info in the metrics package."""
     out = {}
-    for node in ast.walk(ast.parse(path.read_text())):
+    files = sorted(path.glob("*.py")) if path.is_dir() else [path]
+    for node in (n for f in files for n in ast.walk(ast.parse(f.read_text()))):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in (
                 "Counter", "Gauge", "Histogram", "Summary", "Info") and node.args:
             first = node.args[0]
@@ -21,7 +22,7 @@ def declared_metrics(path: Path = METRICS_PY) -> dict[str, str]:
     return out
 
 
-def exported_series(path: Path = METRICS_PY) -> set[str]:
+def exported_series(path: Path = METRICS_DIR) -> set[str]:
     """Series names the services expose, as Prometheus scrapes them (``_created`` is disabled)."""
     out = set()
     for name, kind in declared_metrics(path).items():

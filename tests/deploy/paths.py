@@ -11,7 +11,7 @@ RULES_DIR = REPO / "deploy" / "prometheus"
 ALERTS = RULES_DIR / "alerts.yaml"
 RUNBOOKS = REPO / "deploy" / "runbooks"
 DASHBOARDS_DIR = REPO / "deploy" / "grafana" / "dashboards"
-METRICS_PY = REPO / "services" / "driftloop" / "core" / "metrics.py"
+METRICS_DIR = REPO / "services" / "driftloop" / "core" / "metrics"
 TOOLS_BIN = REPO / ".tools" / "bin"
 DEPLOY_TOOLS_BIN = REPO / ".tools" / "deploy" / "bin"
 

@@ -1,4 +1,4 @@
-"""Every metric a dashboard or an alert uses is one the services declare (core/metrics.py)."""
+"""Every metric a dashboard or an alert uses is one the services declare (core/metrics/)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ through Prometheus' HTTP API, and every alert rule, loaded into that Prometheus,
 error (those the run provoked fire).
 
 That is the check that the names in deploy/ (alert rules; tools/dashboards.py → the dashboards) are
-the names the services export (services/driftloop/core/metrics.py), with the labels the queries
+the names the services export (services/driftloop/core/metrics/), with the labels the queries
 select on, after the events that create them. An alert is normally empty (not firing): what must
 return data are the operands under its condition (tests/deploy/promql.py: data_operands).
 
