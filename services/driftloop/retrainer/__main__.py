@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,26 +110,20 @@ def by_hand(a: argparse.Namespace, settings: RetrainerSettings) -> int:
 
 
 def serve(a: argparse.Namespace, settings: RetrainerSettings) -> int:
-    from prometheus_client import start_http_server
-
     from driftloop.core import failpoints
+    from driftloop.core.runtime import serve_until_stopped
     from driftloop.retrainer.wiring import build_retrainer, open_parts
 
     if armed := failpoints.armed():  # raises on a misspelt name, before any work
         logging.getLogger(__name__).warning("failpoints armed (tests only): %s", ", ".join(sorted(armed)))
     parts = open_parts(settings)
     retrainer = build_retrainer(parts)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    server, _ = start_http_server(settings.metrics_port, addr=settings.host, registry=parts.metrics.registry)
-    print(f"READY metrics={settings.host}:{server.server_port}", flush=True)
-    try:
-        retrainer.run(stop)
-    finally:
+
+    def close() -> None:
         retrainer.close()
         parts.close()
-        server.shutdown()
+
+    serve_until_stopped(retrainer.run, close, parts.metrics.registry, settings.host, settings.metrics_port)
     return 0
 
 
