@@ -11,7 +11,7 @@ not declare, or when an expression does not parse. Edit the panels here, not in 
 
 Both take a ``datasource`` variable (any Prometheus data source) so they import anywhere; the Helm
 chart ships them as ConfigMaps for the Grafana sidecar and docker/compose.yaml provisions them.
-Standard library only.
+Standard library only, plus the monitor's signal names (driftloop.monitor.signals).
 """
 
 from __future__ import annotations
@@ -20,14 +20,16 @@ import json
 import sys
 from pathlib import Path
 
+from driftloop.monitor.signals import DRIFT_SIGNALS, RATE_SIGNALS
+
 OUT = Path(__file__).resolve().parent.parent / "deploy" / "grafana" / "dashboards"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
 # Server-side gRPC codes (caller mistakes excluded): the same set as the DriftloopErrorRateHigh alert.
 SERVER_ERRORS = 'code=~"INTERNAL|UNAVAILABLE|UNKNOWN|DEADLINE_EXCEEDED|RESOURCE_EXHAUSTED|DATA_LOSS|ABORTED"'
-DRIFT_DETECTORS = ("input_embedding", "prompt_length", "response_length", "mean_logprob", "finish_reason",
-                   "empty_or_refusal")
-RATE_DETECTORS = (("negative_feedback_rate", "percentunit"), ("error_rate", "percentunit"), ("latency_p95", "s"))
+DRIFT_DETECTORS = DRIFT_SIGNALS  # the monitor's own names (monitor/signals.py), never a copy
+RATE_UNITS = {"negative_feedback_rate": "percentunit", "error_rate": "percentunit", "latency_p95": "s"}
+RATE_DETECTORS = tuple((name, RATE_UNITS[name]) for name in RATE_SIGNALS)  # a new rate signal needs a unit
 
 
 class Layout:
