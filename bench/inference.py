@@ -6,7 +6,11 @@ Runs, one at a time on this machine: driftloop (gRPC, events on), driftloop (gRP
 vLLM's OpenAI-compatible server (`python -m vllm.entrypoints.openai.api_server`, what `vllm serve`
 runs), each at several concurrencies with the same prompts, greedy decoding and max_tokens; then
 one LoRA row for both. Every request generates exactly MAX_TOKENS tokens (min_tokens = max_tokens)
-so both servers do the same work. Prints completion tokens/s and p50/p99 latency side by side and the ratios.
+so both servers do the same work. Each server runs with ITS OWN DEFAULTS (what a user runs) except
+the settings that must match (model, dtype float32, max_model_len 256, LoRA slots and rank, 1 GiB
+KV cache); the differences left are printed (`DEFAULTS`). Each level is repeated ``--repeats``
+times; the table shows min / median tokens/s per cell and the ratios are of medians. Refuses to
+start on a busy machine (``--max-load``, per core) and records the load it saw.
 Not a pass/fail test: numbers depend on the machine.
 """
 
@@ -26,6 +30,9 @@ from pathlib import Path
 
 import grpc
 
+from bench.stats import busy, load, percentile, ratio, spread
+from driftloop.core.settings import KafkaSettings, settings_env
+from driftloop.inference.settings import InferenceSettings
 from driftloop.local.kafka import LocalKafka, LocalKafkaSettings, free_port
 from driftloop.local.procs import ServiceProcess
 from driftloop.local.tiny_model import build, make_lora
@@ -33,6 +40,11 @@ from driftloop.v1 import inference_pb2 as pb
 from driftloop.v1 import inference_pb2_grpc
 
 MAX_TOKENS = 32
+ADMIN_TOKEN = "bench-admin-token"
+ADMIN_MD = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
+# What still differs between the two servers, each at its defaults.
+DEFAULTS = ("driftloop: ENFORCE_EAGER=true (no compilation; faster start), MAX_NUM_SEQS=64",
+            "vLLM server: compiled (no --enforce-eager), its own max-num-seqs default")
 WORDS = ["bus", "tram", "route 12", "line 4", "the depot", "city hall", "the airport", "sunday", "night"]
 
 
@@ -54,13 +66,6 @@ class Result:
     @property
     def tokens_per_s(self) -> float:
         return self.completion_tokens / self.wall_s
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 async def run_load(call, concurrency: int, n: int, label: str) -> Result:
@@ -133,35 +138,53 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
 
 
 def start_ours(model: Path, adapters: Path, broker: LocalKafka, work: Path, emit: bool, log: Path) -> ServiceProcess:
-    env = {
-        "DRIFTLOOP_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-        "DRIFTLOOP_INFERENCE_MODEL_PATH": str(model), "DRIFTLOOP_INFERENCE_MODEL_NAME": "bench",
-        "DRIFTLOOP_INFERENCE_ADAPTER_ROOT": str(adapters), "DRIFTLOOP_INFERENCE_MAX_MODEL_LEN": "256",
-        "DRIFTLOOP_INFERENCE_SPOOL_DIR": str(work / f"spool-{emit}"), "DRIFTLOOP_INFERENCE_PORT": "0",
-        "DRIFTLOOP_INFERENCE_METRICS_PORT": "0", "DRIFTLOOP_INFERENCE_EMIT_EVENTS": str(emit).lower(),
-        "DRIFTLOOP_INFERENCE_FOLLOW_ROLLOUTS": "false", "DRIFTLOOP_INFERENCE_MAX_TOKENS_LIMIT": "64",
-        "DRIFTLOOP_INFERENCE_MAX_LORAS": "2", "DRIFTLOOP_INFERENCE_MAX_LORA_RANK": "8",
-    }
-    proc = ServiceProcess("driftloop", "driftloop.inference", env, log)
+    settings = InferenceSettings(
+        kafka=KafkaSettings(bootstrap_servers=broker.bootstrap), model_path=model, model_name="bench",
+        adapter_root=adapters, max_model_len=256, spool_dir=work / f"spool-{emit}", port=0, metrics_port=0,
+        emit_events=emit, follow_rollouts=False, max_tokens_limit=64, max_loras=2, max_lora_rank=8,
+        admin_token=ADMIN_TOKEN,
+    )
+    proc = ServiceProcess("driftloop", "driftloop.inference", settings_env(settings), log)
     proc.wait_ready(300)
     return proc
 
 
 def table(results: list[Result]) -> str:
-    lines = ["| target | concurrency | requests | failures | tokens/s | p50 ms | p99 ms |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    """One row per target and concurrency: tokens/s min / median over the repeats, median p50/p99."""
+    cells: dict[tuple[str, int], list[Result]] = {}
     for r in results:
-        lines.append(f"| {r.target} | {r.concurrency} | {r.requests} | {r.failures} | {r.tokens_per_s:,.0f} | "
-                     f"{r.p50_ms:.0f} | {r.p99_ms:.0f} |")
+        cells.setdefault((r.target, r.concurrency), []).append(r)
+    lines = ["| target | concurrency | repeats × requests | failures | tokens/s min / median | p50 ms | p99 ms |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for (target, c), rs in cells.items():
+        lo, med, _ = spread([r.tokens_per_s for r in rs])
+        lines.append(f"| {target} | {c} | {len(rs)} × {rs[0].requests} | {sum(r.failures for r in rs)} | "
+                     f"{lo:,.0f} / {med:,.0f} | {spread([r.p50_ms for r in rs])[1]:.0f} | "
+                     f"{spread([r.p99_ms for r in rs])[1]:.0f} |")
     return "\n".join(lines)
+
+
+def tps(results: list[Result], target: str, c: int) -> list[float]:
+    return [r.tokens_per_s for r in results if r.target == target and r.concurrency == c]
+
+
+def p99(results: list[Result], target: str, c: int) -> list[float]:
+    return [r.p99_ms for r in results if r.target == target and r.concurrency == c]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, help="HF model dir (default: a random 2-layer 128-d Llama)")
     ap.add_argument("--levels", default="1:48,8:160,32:320", help="concurrency:requests,...")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each level per target (min / median shown)")
+    ap.add_argument("--max-load", type=float, default=0.5, help="refuse above this 1-minute load per core")
+    ap.add_argument("--force", action="store_true", help="run on a busy machine anyway (figures are marked)")
     ap.add_argument("--out", type=Path, default=Path("reports/bench-inference.json"))
     a = ap.parse_args()
+    too_busy = busy(a.max_load)
+    if too_busy and not a.force:
+        raise SystemExit(f"machine busy: {too_busy}; stop the other jobs (or pass --force)")
+    load_before = load()
     levels = [tuple(int(x) for x in part.split(":")) for part in a.levels.split(",")]
     work = Path(tempfile.mkdtemp(prefix="driftloop-bench-"))
     model = a.model or build(work / "model", hidden=128, layers=2, heads=4)
@@ -171,64 +194,80 @@ def main() -> None:
     broker.start()
     results: list[Result] = []
     lora_level = [levels[1] if len(levels) > 1 else levels[0]]
+    repeated = [lv for lv in levels for _ in range(a.repeats)]
     try:
-        for emit in (True, False):
-            label = f"driftloop gRPC, events {'on' if emit else 'off'}"
-            print(f"== {label}", flush=True)
-            proc = start_ours(model, adapters, broker, work, emit, work / f"ours-{emit}.log")
-            try:
-                results += asyncio.run(bench_grpc(proc.ready["grpc"], label, levels))
-                if emit:
-                    admin = inference_pb2_grpc.AdapterAdminStub(grpc.insecure_channel(proc.ready["grpc"]))
-                    admin.LoadAdapter(pb.LoadAdapterRequest(adapter_alias="bench", version="v1", path="bench/v1"))
-                    admin.SetRoute(pb.SetRouteRequest(adapter_alias="bench", stable_version="v1"))
-                    results += asyncio.run(bench_grpc(proc.ready["grpc"], "driftloop gRPC, events on, LoRA",
-                                                      lora_level, alias="bench"))
-            finally:
-                proc.stop()
-        print("== vLLM OpenAI server", flush=True)
-        port = free_port()
-        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1", "VLLM_HOST_IP": "127.0.0.1"}
-        with (work / "vllm-serve.log").open("wb") as log:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-                 "--served-model-name", "bench", "--dtype", "float32", "--max-model-len", "256", "--enforce-eager",
-                 "--host", "127.0.0.1", "--port", str(port), "--max-num-seqs", "64", "--enable-lora",
-                 "--max-loras", "2", "--max-lora-rank", "8",
-                 "--lora-modules", f"bench-lora={adapters / 'bench' / 'v1'}", "--disable-log-stats"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            wait_http(f"http://127.0.0.1:{port}/health", server)
-            results += asyncio.run(bench_openai(f"http://127.0.0.1:{port}", "bench", "vllm OpenAI server", levels))
-            results += asyncio.run(bench_openai(f"http://127.0.0.1:{port}", "bench-lora", "vllm OpenAI server, LoRA",
-                                                lora_level))
-        finally:
-            server.terminate()
-            server.wait(60)
+        results += run_ours(model, adapters, broker, work, repeated, lora_level * a.repeats)
+        results += run_vllm(model, adapters, work, repeated, lora_level * a.repeats)
     finally:
         broker.stop()
+    report(a, results, levels, lora_level, model, load_before, too_busy)
 
+
+def run_ours(model: Path, adapters: Path, broker: LocalKafka, work: Path, levels, lora_levels) -> list[Result]:
+    results: list[Result] = []
+    for emit in (True, False):
+        label = f"driftloop gRPC, events {'on' if emit else 'off'}"
+        print(f"== {label}", flush=True)
+        proc = start_ours(model, adapters, broker, work, emit, work / f"ours-{emit}.log")
+        try:
+            results += asyncio.run(bench_grpc(proc.ready["grpc"], label, levels))
+            if emit:
+                admin = inference_pb2_grpc.AdapterAdminStub(grpc.insecure_channel(proc.ready["grpc"]))
+                admin.LoadAdapter(pb.LoadAdapterRequest(adapter_alias="bench", version="v1", path="bench/v1"),
+                                  metadata=ADMIN_MD)
+                admin.SetRoute(pb.SetRouteRequest(adapter_alias="bench", stable_version="v1"), metadata=ADMIN_MD)
+                results += asyncio.run(bench_grpc(proc.ready["grpc"], "driftloop gRPC, events on, LoRA",
+                                                  lora_levels, alias="bench"))
+        finally:
+            proc.stop()
+    return results
+
+
+def run_vllm(model: Path, adapters: Path, work: Path, levels, lora_levels) -> list[Result]:
+    print("== vLLM OpenAI server (its defaults: compiled)", flush=True)
+    port = free_port()
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1", "VLLM_HOST_IP": "127.0.0.1"}
+    with (work / "vllm-serve.log").open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+             "--served-model-name", "bench", "--dtype", "float32", "--max-model-len", "256",
+             "--host", "127.0.0.1", "--port", str(port), "--enable-lora", "--max-loras", "2", "--max-lora-rank", "8",
+             "--lora-modules", f"bench-lora={adapters / 'bench' / 'v1'}", "--disable-log-stats"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        t0 = time.monotonic()
+        wait_http(f"http://127.0.0.1:{port}/health", server, timeout=600)
+        print(f"   ready after {time.monotonic() - t0:.0f} s", flush=True)
+        base = f"http://127.0.0.1:{port}"
+        return (asyncio.run(bench_openai(base, "bench", "vllm OpenAI server", levels))
+                + asyncio.run(bench_openai(base, "bench-lora", "vllm OpenAI server, LoRA", lora_levels)))
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
+def report(a, results: list[Result], levels, lora_level, model: Path, load_before, too_busy) -> None:
+    load_after = load()
     print()
     print(table(results))
     print()
-    by = {(r.target, r.concurrency): r for r in results}
-    ratio_lines = []
-    for c, _ in levels:
-        on, off = by.get(("driftloop gRPC, events on", c)), by.get(("driftloop gRPC, events off", c))
-        ref = by.get(("vllm OpenAI server", c))
-        if on and ref:
-            ratio_lines.append(
-                f"concurrency {c}: driftloop/vllm-serve tokens/s = {on.tokens_per_s / ref.tokens_per_s:.2f}; "
-                f"events on/off = {on.tokens_per_s / off.tokens_per_s:.2f}")
+    on, off, ref = "driftloop gRPC, events on", "driftloop gRPC, events off", "vllm OpenAI server"
+    lines = [f"concurrency {c}: driftloop/vllm-serve tokens/s = "
+             f"{ratio(tps(results, on, c), tps(results, ref, c)):.2f}, "
+             f"p99 = {ratio(p99(results, on, c), p99(results, ref, c)):.2f}; events on/off = "
+             f"{ratio(tps(results, on, c), tps(results, off, c)):.2f}" for c, _ in levels]
     c = lora_level[0][0]
-    lo, lr = by.get(("driftloop gRPC, events on, LoRA", c)), by.get(("vllm OpenAI server, LoRA", c))
-    if lo and lr:
-        ratio_lines.append(f"LoRA at concurrency {c}: driftloop/vllm-serve = {lo.tokens_per_s / lr.tokens_per_s:.2f}")
-    print("\n".join(ratio_lines))
+    lines.append(f"LoRA at concurrency {c}: driftloop/vllm-serve tokens/s = "
+                 f"{ratio(tps(results, on + ', LoRA', c), tps(results, ref + ', LoRA', c)):.2f}")
+    lines.append("settings that differ (each server's defaults): " + "; ".join(DEFAULTS))
+    lines.append(f"load average (1, 5, 15 min): before {', '.join(f'{x:.2f}' for x in load_before)}; after "
+                 f"{', '.join(f'{x:.2f}' for x in load_after)}" + (f"; RAN BUSY: {too_busy}" if too_busy else ""))
+    print("\n".join(lines))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"max_tokens": MAX_TOKENS, "model": str(model), "cpus": os.cpu_count(),
+                                 "repeats": a.repeats, "date": time.strftime("%Y-%m-%d %H:%M"),
                                  "results": [asdict(r) | {"tokens_per_s": r.tokens_per_s} for r in results],
-                                 "ratios": ratio_lines}, indent=2))
+                                 "ratios": lines}, indent=2))
     print(f"\nwritten to {a.out}")
 
 

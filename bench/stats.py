@@ -1,0 +1,40 @@
+"""The benchmarks' arithmetic, kept apart so a unit test can hold it honest
+(tests/unit/bench/test_stats.py): percentiles, min/median over repeats, ratios, the load check."""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Sequence
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in [0, 1]) of ``values``; NaN when there are none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def spread(values: Sequence[float]) -> tuple[float, float, float]:
+    """(min, median, max) of repeated measurements of one cell."""
+    return min(values), statistics.median(values), max(values)
+
+
+def ratio(ours: Sequence[float], reference: Sequence[float]) -> float:
+    """Median over median: the comparison the benchmark prints (NaN without a reference)."""
+    if not ours or not reference or statistics.median(reference) == 0:
+        return float("nan")
+    return statistics.median(ours) / statistics.median(reference)
+
+
+def busy(max_load: float, cpus: int | None = None) -> str | None:
+    """Why the machine is too busy to benchmark (the 1-minute load average per core above
+    ``max_load``), or None."""
+    one, _, _ = os.getloadavg()
+    per_core = one / (cpus or os.cpu_count() or 1)
+    return None if per_core <= max_load else f"1-minute load average {one:.2f} ({per_core:.2f} per core) > {max_load}"
+
+
+def load() -> tuple[float, float, float]:
+    return os.getloadavg()

@@ -1,0 +1,29 @@
+"""The benchmarks' arithmetic (bench/stats.py): what the printed tables and ratios rest on."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench import stats
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(i) for i in range(1, 101)]  # 1..100
+    assert stats.percentile(values, 0.5) == 51.0 and stats.percentile(values, 0.99) == 99.0
+    assert stats.percentile(values, 0.0) == 1.0 and stats.percentile(values, 1.0) == 100.0
+    assert stats.percentile([3.0, 1.0, 2.0], 0.5) == 2.0  # unsorted input
+    assert math.isnan(stats.percentile([], 0.5))
+
+
+def test_spread_and_ratio_use_medians() -> None:
+    assert stats.spread([3.0, 1.0, 2.0, 10.0]) == (1.0, 2.5, 10.0)
+    assert stats.ratio([90.0, 100.0, 500.0], [100.0, 100.0, 1.0]) == pytest.approx(1.0)  # outliers do not move it
+    assert math.isnan(stats.ratio([1.0], []))
+
+
+def test_busy_reads_the_load_per_core(monkeypatch) -> None:
+    monkeypatch.setattr(stats.os, "getloadavg", lambda: (3.0, 1.0, 1.0))
+    assert stats.busy(1.0, cpus=2) is not None and "3.00" in stats.busy(1.0, cpus=2)
+    assert stats.busy(2.0, cpus=2) is None
