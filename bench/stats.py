@@ -31,7 +31,7 @@ def ratio(ours: Sequence[float], reference: Sequence[float]) -> float:
 def busy(max_load: float, cpus: int | None = None) -> str | None:
     """Why the machine is too busy to benchmark (the 1-minute load average per core above
     ``max_load``), or None."""
-    one, _, _ = os.getloadavg()
+    one, _, _ = load()
     per_core = one / (cpus or os.cpu_count() or 1)
     return None if per_core <= max_load else f"1-minute load average {one:.2f} ({per_core:.2f} per core) > {max_load}"
 

@@ -181,7 +181,7 @@ class DataPlane:
             out.latency = self._clock() - t0
             self._record(req, out)
             if self.events is not None and out.code not in NOT_AN_EVENT:
-                self.events.prediction(req, out, self.s)
+                self.events.prediction(req, out)
 
     def _record(self, req: GenerationRequest, out: Outcome) -> None:
         method = "GenerateStream" if req.stream else "Generate"

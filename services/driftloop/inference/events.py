@@ -65,11 +65,12 @@ def feedback_event(req: FeedbackRequest, feedback_id: str, at: float) -> events_
 class EventPublisher:
     """Builds each event and hands it to the emitter, keyed by request id (one partition per request)."""
 
-    def __init__(self, emitter: EventEmitter) -> None:
+    def __init__(self, emitter: EventEmitter, settings: InferenceSettings) -> None:
         self.emitter = emitter
+        self.s = settings
 
-    def prediction(self, req: GenerationRequest, out: Outcome, s: InferenceSettings) -> None:
-        self.emitter.emit(PREDICTIONS, out.request_id, prediction_event(req, out, s))
+    def prediction(self, req: GenerationRequest, out: Outcome) -> None:
+        self.emitter.emit(PREDICTIONS, out.request_id, prediction_event(req, out, self.s))
 
     def feedback(self, req: FeedbackRequest, feedback_id: str, at: float) -> None:
         self.emitter.emit(FEEDBACK, req.request_id, feedback_event(req, feedback_id, at))

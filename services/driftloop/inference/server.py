@@ -98,18 +98,20 @@ class InferenceApp:
                                options=[("grpc.max_receive_message_length", 4 * 1024 * 1024),
                                         ("grpc.so_reuseport", 0)])
 
-    def _listen(self, server: grpc.aio.Server, port: int) -> int:
+    def _credentials(self) -> grpc.ServerCredentials | None:
         s = self.s
-        address = f"{s.host}:{port}"
         if not (s.tls_cert_file and s.tls_key_file):
-            return server.add_insecure_port(address)
-        creds = grpc.ssl_server_credentials([(Path(s.tls_key_file).read_bytes(), Path(s.tls_cert_file).read_bytes())])
-        return server.add_secure_port(address, creds)
+            return None
+        return grpc.ssl_server_credentials([(Path(s.tls_key_file).read_bytes(), Path(s.tls_cert_file).read_bytes())])
+
+    def _listen(self, server: grpc.aio.Server, port: int, creds: grpc.ServerCredentials | None) -> int:
+        address = f"{self.s.host}:{port}"
+        return server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
 
     def _add_servers(self, auth: AdminAuth) -> None:
         s = self.s
         self.server = self._grpc_server(auth)
-        events = EventPublisher(self.emitter) if self.emitter else None
+        events = EventPublisher(self.emitter, s) if self.emitter else None
         plane = DataPlane(s, self.engine, self.registry, self.metrics, events)
         inference_pb2_grpc.add_InferenceServicer_to_server(InferenceServicer(plane, auth), self.server)
         admin = AdapterAdminServicer(self.registry, self.metrics)
@@ -124,9 +126,10 @@ class InferenceApp:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME),
                                             self.server)
-        self.port = self._listen(self.server, s.port)
+        creds = self._credentials()  # read once, for both listeners
+        self.port = self._listen(self.server, s.port, creds)
         if self.admin_server is not None:
-            self.admin_port = self._listen(self.admin_server, s.admin_port or 0)
+            self.admin_port = self._listen(self.admin_server, s.admin_port or 0, creds)
 
     async def _follow_rollouts(self) -> None:
         """Converge to the published adapter state before taking traffic (bounded: Kafka may be down)."""

@@ -74,7 +74,7 @@ class Harness:
 
         async def noop(v) -> None: ...
         self.registry = AdapterRegistry(tmp_path, 8, {"q_proj"}, noop, noop)
-        self.plane = DataPlane(S, self.engine, self.registry, self.metrics, EventPublisher(self.emitter))
+        self.plane = DataPlane(S, self.engine, self.registry, self.metrics, EventPublisher(self.emitter, S))
 
     def value(self, name: str, **labels: str) -> float:
         return self.prom.get_sample_value(name, labels) or 0.0
