@@ -25,12 +25,13 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import grpc
 
-from bench.stats import busy, load, percentile, ratio, spread
+from bench.load import Result, run_load
+from bench.stats import busy, load, ratio, spread
 from driftloop.core.settings import KafkaSettings, settings_env
 from driftloop.inference.settings import InferenceSettings
 from driftloop.local.kafka import LocalKafka, LocalKafkaSettings, free_port
@@ -52,47 +53,6 @@ def prompts(n: int) -> list[str]:
     return [f"when does the {WORDS[i % len(WORDS)]} leave {WORDS[(i * 7) % len(WORDS)]} {i}" for i in range(n)]
 
 
-@dataclass
-class Result:
-    target: str
-    concurrency: int
-    requests: int
-    completion_tokens: int
-    wall_s: float
-    p50_ms: float
-    p99_ms: float
-    failures: int
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.completion_tokens / self.wall_s
-
-
-async def run_load(call, concurrency: int, n: int, label: str) -> Result:
-    todo = list(enumerate(prompts(n)))
-    latencies: list[float] = []
-    tokens = failures = 0
-
-    async def worker() -> None:
-        nonlocal tokens, failures
-        while todo:
-            i, prompt = todo.pop()
-            t0 = time.perf_counter()
-            try:
-                tokens += await call(i, prompt)
-                latencies.append(time.perf_counter() - t0)
-            except Exception as exc:  # noqa: BLE001 - counted and reported
-                failures += 1
-                if failures == 1:
-                    print(f"  first failure on {label}: {exc!r}", file=sys.stderr)
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    wall = time.perf_counter() - t0
-    return Result(label, concurrency, n, tokens, wall, percentile(latencies, 0.5) * 1e3,
-                  percentile(latencies, 0.99) * 1e3, failures)
-
-
 async def bench_grpc(address: str, label: str, levels: list[tuple[int, int]], alias: str = "") -> list[Result]:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = inference_pb2_grpc.InferenceStub(channel)
@@ -104,8 +64,8 @@ async def bench_grpc(address: str, label: str, levels: list[tuple[int, int]], al
                 timeout=120)
             return r.usage.completion_tokens
 
-        await run_load(call, 4, 16, "warm-up")
-        return [await run_load(call, c, n, label) for c, n in levels]
+        await run_load(call, prompts(16), 4, "warm-up")
+        return [await run_load(call, prompts(n), c, label) for c, n in levels]
 
 
 async def bench_openai(base_url: str, model: str, label: str, levels: list[tuple[int, int]]) -> list[Result]:
@@ -120,8 +80,8 @@ async def bench_openai(base_url: str, model: str, label: str, levels: list[tuple
                 data = await resp.json()
             return int(data["usage"]["completion_tokens"])
 
-        await run_load(call, 4, 16, "warm-up")
-        return [await run_load(call, c, n, label) for c, n in levels]
+        await run_load(call, prompts(16), 4, "warm-up")
+        return [await run_load(call, prompts(n), c, label) for c, n in levels]
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:

@@ -1,0 +1,46 @@
+"""The load generator (bench/load.py): every request counted once, whatever the concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bench.load import run_load
+
+
+@pytest.mark.parametrize("concurrency", [1, 8, 32])
+def test_every_token_is_counted_at_any_concurrency(concurrency: int) -> None:
+    seen: list[int] = []
+
+    async def call(i: int, prompt: str) -> int:
+        await asyncio.sleep(0.001 * (i % 3))  # answers come back out of order
+        seen.append(i)
+        return 32
+
+    result = asyncio.run(run_load(call, [f"p{i}" for i in range(96)], concurrency, "fake"))
+    assert sorted(seen) == list(range(96))
+    assert result.completion_tokens == 96 * 32 and result.requests == 96 and result.failures == 0
+
+
+def test_failures_are_counted_not_added() -> None:
+    async def call(i: int, prompt: str) -> int:
+        await asyncio.sleep(0)
+        if i % 4 == 0:
+            raise RuntimeError("refused")
+        return 10
+
+    result = asyncio.run(run_load(call, [str(i) for i in range(40)], 8, "fake"))
+    assert result.failures == 10 and result.completion_tokens == 30 * 10
+
+
+def test_wall_time_and_rate_from_the_clock() -> None:
+    ticks = iter(float(t) for t in range(1000))
+
+    async def call(i: int, prompt: str) -> int:
+        return 5
+
+    result = asyncio.run(run_load(call, ["a", "b"], 1, "fake", clock=lambda: next(ticks)))
+    # clock reads: start, (t0, t1) per request, end -> wall = 5 - 0
+    assert result.wall_s == 5.0 and result.tokens_per_s == 2.0
+    assert result.p50_ms == 1000.0
