@@ -10,6 +10,7 @@ falls roughly with the concurrency. Every shared count is updated only after the
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,16 +29,33 @@ class Result:
     p50_ms: float
     p99_ms: float
     failures: int
+    server_cpu_s: float = float("nan")  # CPU the server's front-end process used during the run
 
     @property
     def tokens_per_s(self) -> float:
         return self.completion_tokens / self.wall_s
 
+    @property
+    def server_cpu_ms_per_request(self) -> float:
+        """What the front-end process (gRPC/HTTP handling, routing, events, metrics, vLLM's
+        AsyncLLM client — not the engine core, a child process) spent per request: the
+        per-request overhead, measured without the engine's share of the machine's noise."""
+        return 1e3 * self.server_cpu_s / self.requests
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (its threads, not its children), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 async def run_load(call: Callable[[int, str], Awaitable[int]], prompts: Sequence[str], concurrency: int,
-                   label: str, clock: Callable[[], float] = time.perf_counter) -> Result:
+                   label: str, clock: Callable[[], float] = time.perf_counter,
+                   server_cpu: Callable[[], float] | None = None) -> Result:
     """Send every prompt once through ``call`` (which returns the completion tokens it got) with
-    ``concurrency`` requests in flight; wall time from the first send to the last answer."""
+    ``concurrency`` requests in flight; wall time from the first send to the last answer.
+    ``server_cpu``: reads the server's CPU seconds, before and after."""
     todo = list(enumerate(prompts))
     todo.reverse()  # pop() from the end: requests go out in prompt order
     latencies: list[float] = []
@@ -59,8 +77,16 @@ async def run_load(call: Callable[[int, str], Awaitable[int]], prompts: Sequence
             latencies.append(clock() - t0)
             tokens.append(produced)
 
+    cpu0 = server_cpu() if server_cpu else float("nan")
     t0 = clock()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = clock() - t0
+    cpu = server_cpu() - cpu0 if server_cpu else float("nan")
     return Result(label, concurrency, len(prompts), sum(tokens), wall, percentile(latencies, 0.5) * 1e3,
-                  percentile(latencies, 0.99) * 1e3, failures)
+                  percentile(latencies, 0.99) * 1e3, failures, cpu)
+
+
+def rounds(targets: Sequence[str], n: int) -> list[list[str]]:
+    """The order the targets take turns in, round by round: each round starts one target later
+    (A B C, B C A, C A B, ...), so no target always runs first or last."""
+    return [[*targets[k:], *targets[:k]] for k in (i % len(targets) for i in range(n))] if targets else []

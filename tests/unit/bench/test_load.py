@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
-from bench.load import run_load
+from bench.load import process_cpu_seconds, rounds, run_load
 
 
 @pytest.mark.parametrize("concurrency", [1, 8, 32])
@@ -44,3 +45,24 @@ def test_wall_time_and_rate_from_the_clock() -> None:
     # clock reads: start, (t0, t1) per request, end -> wall = 5 - 0
     assert result.wall_s == 5.0 and result.tokens_per_s == 2.0
     assert result.p50_ms == 1000.0
+
+
+def test_rounds_rotate_the_targets() -> None:
+    assert rounds(["A", "B", "C"], 4) == [["A", "B", "C"], ["B", "C", "A"], ["C", "A", "B"], ["A", "B", "C"]]
+    assert rounds([], 3) == []
+
+
+def test_server_cpu_per_request() -> None:
+    readings = iter([10.0, 10.5])
+
+    async def call(i: int, prompt: str) -> int:
+        return 1
+
+    result = asyncio.run(run_load(call, ["a"] * 100, 4, "fake", server_cpu=lambda: next(readings)))
+    assert result.server_cpu_s == 0.5 and result.server_cpu_ms_per_request == 5.0
+
+
+def test_process_cpu_seconds_reads_this_process() -> None:
+    before = process_cpu_seconds(os.getpid())
+    sum(i * i for i in range(2_000_000))
+    assert process_cpu_seconds(os.getpid()) > before >= 0
