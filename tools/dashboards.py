@@ -199,7 +199,7 @@ def overview() -> dict:
         desc="Caller mistakes (INVALID_ARGUMENT, NOT_FOUND, ...) included here, excluded from the error ratio."))
     g.add(timeseries("Latency (successful calls)", quantiles("driftloop_inference_request_duration_seconds", "method"),
                      unit="s", threshold=5, desc="Alert DriftloopLatencyP95High: p95 per alias above 5 s."))
-    g.add(timeseries("Time to first token", quantiles("driftloop_inference_time_to_first_token_seconds",
+    g.add(timeseries("Time to first token (streamed requests)", quantiles("driftloop_inference_time_to_first_token_seconds",
                                                       "adapter_alias", qs=(0.5, 0.95)), unit="s"))
     g.add(timeseries("In-flight generations by replica", targets(
         ("sum by (instance) (driftloop_inference_in_flight_requests)", "{{instance}}")), stack=True))
@@ -319,7 +319,7 @@ def adapter() -> dict:
         "server errors")), unit="percentunit", threshold=0.05))
     g.add(timeseries("Latency (successful calls)", quantiles("driftloop_inference_request_duration_seconds", "method",
                                                              selector=a), unit="s", threshold=5))
-    g.add(timeseries("Time to first token", quantiles("driftloop_inference_time_to_first_token_seconds", "model",
+    g.add(timeseries("Time to first token (streamed requests)", quantiles("driftloop_inference_time_to_first_token_seconds", "model",
                                                       selector=a), unit="s"))
     g.add(timeseries("Tokens/s", targets(
         (f"sum by (kind) (rate(driftloop_inference_tokens_total{{{a}}}[$__rate_interval]))", "{{kind}}"))))

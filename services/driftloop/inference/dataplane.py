@@ -49,16 +49,27 @@ class Sampling:
 
 
 @dataclass(frozen=True)
-class GenerationRequest:
-    """One generation request as any transport received it: not validated yet."""
+class ChatMessage:
+    """One turn of a conversation (role: system, user or assistant)."""
 
-    prompt: str
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One generation request as any transport received it: not validated yet. Either a raw
+    ``prompt`` or chat ``messages`` (rendered with the base model's chat template)."""
+
+    prompt: str = ""
+    messages: tuple[ChatMessage, ...] = ()
     request_id: str = ""
     adapter_alias: str = ""
     adapter_version: str = ""
     sampling: Sampling = Sampling()
     tags: Mapping[str, str] = field(default_factory=dict)
     stream: bool = False
+    transport: str = "grpc"  # which listener it came through ("grpc" or "http"): a metric label
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,7 @@ class Outcome:
 
     request_id: str
     started: float  # wall clock, for the event's request_time
+    prompt: str = ""  # what the model was given: the raw prompt, or the chat template's rendering
     text: list[str] = field(default_factory=list)
     adapter_version: str = ""
     prompt_tokens: int = 0
@@ -143,14 +155,16 @@ class DataPlane:
         self.m.in_flight.inc()
         try:
             params = requests.generation_params(req, self.s, authenticated)
-            out.prompt_tokens = self.engine.count_tokens(req.prompt)
+            prompt_ids = self._tokenize(req, out)  # once: the engine gets the ids
+            out.prompt_tokens = len(prompt_ids)
             requests.check_fits(out.prompt_tokens, params, self.engine.max_model_len)
             version = self.registry.acquire(req.adapter_alias, req.adapter_version, out.request_id)
             out.adapter_version = version.version if version else ""
             async with asyncio.timeout(budget):
-                async for step in self.engine.generate(out.request_id, req.prompt, params,
+                async for step in self.engine.generate(out.request_id, prompt_ids, params,
                                                        version.handle if version else None):
-                    if step.text_delta and out.ttft is None:
+                    # Time to first token is what a streaming client sees; a unary call answers once.
+                    if req.stream and step.text_delta and out.ttft is None:
                         out.ttft = self._clock() - t0
                     out.text.append(step.text_delta)
                     out.prompt_tokens = step.prompt_tokens or out.prompt_tokens
@@ -183,14 +197,23 @@ class DataPlane:
             if self.events is not None and out.code not in NOT_AN_EVENT:
                 self.events.prediction(req, out)
 
+    def _tokenize(self, req: GenerationRequest, out: Outcome) -> list[int]:
+        """The prompt's token ids; a conversation is first rendered by the model's chat template,
+        whose text already holds the special tokens it wants (so none are added again)."""
+        if req.messages:
+            out.prompt = self.engine.render_chat(req.messages)
+            return self.engine.tokenize(out.prompt, add_special_tokens=False)
+        out.prompt = req.prompt
+        return self.engine.tokenize(req.prompt)
+
     def _record(self, req: GenerationRequest, out: Outcome) -> None:
         method = "GenerateStream" if req.stream else "Generate"
         alias = req.adapter_alias
         alias = alias if self.registry.route(alias) else ("" if not alias else "unknown")
         model = self.s.model_name
-        self.m.requests.labels(method, model, alias, out.code.name).inc()
+        self.m.requests.labels(method, model, alias, out.code.name, req.transport).inc()
         if out.code == grpc.StatusCode.OK:
-            self.m.latency.labels(method, model, alias).observe(out.latency)
+            self.m.latency.labels(method, model, alias, req.transport).observe(out.latency)
             if out.ttft is not None:
                 self.m.ttft.labels(model, alias).observe(out.ttft)
             self.m.tokens.labels(model, alias, "prompt").inc(out.prompt_tokens)

@@ -36,12 +36,17 @@ def prediction_event(req: GenerationRequest, out: Outcome, s: InferenceSettings)
     ev = events_pb2.PredictionEvent(
         request_id=out.request_id, request_time=timestamp(out.started),
         response_time=timestamp(out.started + out.latency), model=s.model_name,
-        adapter_alias=req.adapter_alias, adapter_version=out.adapter_version, prompt=req.prompt,
+        adapter_alias=req.adapter_alias, adapter_version=out.adapter_version, prompt=out.prompt or req.prompt,
         completion="".join(out.text), prompt_tokens=out.prompt_tokens, completion_tokens=out.completion_tokens,
         finish_reason=out.finish_reason or "stop", latency_seconds=out.latency, replica=s.replica,
         stream=req.stream, error_code="" if out.code == grpc.StatusCode.OK else out.code.name,
         error_message=out.message, pinned=bool(req.adapter_version), error_source=out.error_source,
+        transport=req.transport,
     )
+    for m in req.messages:
+        ev.messages.add(role=m.role, content=m.content[:EVENT_MAX_TEXT_CHARS])
+    if any(len(m.content) > EVENT_MAX_TEXT_CHARS for m in req.messages):
+        ev.truncated_fields.append("messages")
     bounded(ev, "prompt", EVENT_MAX_TEXT_CHARS)
     bounded(ev, "completion", EVENT_MAX_TEXT_CHARS)
     bounded(ev, "error_message", EVENT_MAX_ERROR_CHARS)

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 MAX_STOP = 4
 MAX_STOP_CHARS = 64
 MAX_CORRECTION_CHARS = 4000
+MAX_MESSAGES = 64
+CHAT_ROLES = frozenset({"system", "user", "assistant"})
 
 
 def check_identifiers(request_id: str = "", alias: str = "", version: str = "") -> None:
@@ -45,10 +47,7 @@ def generation_params(req: GenerationRequest, s: InferenceSettings, authenticate
     check_identifiers(req.request_id, req.adapter_alias, req.adapter_version)
     if req.adapter_version and not req.adapter_alias:
         raise InvalidRequest("adapter_version needs adapter_alias")
-    if not req.prompt.strip():
-        raise InvalidRequest("prompt is empty")
-    if len(req.prompt) > s.max_prompt_chars:
-        raise InvalidRequest(f"prompt has {len(req.prompt)} characters; the limit is {s.max_prompt_chars}")
+    check_input(req, s)
     check_tags(req.tags, authenticated)
     sp = req.sampling
     max_tokens = sp.max_tokens or s.default_max_tokens
@@ -65,7 +64,31 @@ def generation_params(req: GenerationRequest, s: InferenceSettings, authenticate
     if len(sp.stop) > MAX_STOP or any(not x or len(x) > MAX_STOP_CHARS for x in sp.stop):
         raise InvalidRequest(f"at most {MAX_STOP} stop strings of 1..{MAX_STOP_CHARS} characters")
     return GenerationParams(max_tokens=max_tokens, temperature=float(temperature), top_p=float(top_p),
-                            seed=sp.seed, stop=tuple(sp.stop), min_tokens=sp.min_tokens)
+                            seed=sp.seed, stop=tuple(sp.stop), min_tokens=sp.min_tokens, incremental=req.stream)
+
+
+def check_input(req: GenerationRequest, s: InferenceSettings) -> None:
+    """A raw prompt or a conversation, never both; bounded in characters (the conversation's
+    contents together) and, for a conversation, in turns; roles from :data:`CHAT_ROLES`."""
+    if req.messages:
+        if req.prompt:
+            raise InvalidRequest("give either prompt or messages, not both")
+        if len(req.messages) > MAX_MESSAGES:
+            raise InvalidRequest(f"{len(req.messages)} messages; the limit is {MAX_MESSAGES}")
+        for i, m in enumerate(req.messages):
+            if m.role not in CHAT_ROLES:
+                raise InvalidRequest(f"messages[{i}].role {m.role[:16]!r} is not one of "
+                                     f"{', '.join(sorted(CHAT_ROLES))}")
+        if not any(m.content.strip() for m in req.messages):
+            raise InvalidRequest("every message is empty")
+        chars = sum(len(m.content) for m in req.messages)
+        if chars > s.max_prompt_chars:
+            raise InvalidRequest(f"messages have {chars} characters; the limit is {s.max_prompt_chars}")
+        return
+    if not req.prompt.strip():
+        raise InvalidRequest("prompt is empty (give a prompt or messages)")
+    if len(req.prompt) > s.max_prompt_chars:
+        raise InvalidRequest(f"prompt has {len(req.prompt)} characters; the limit is {s.max_prompt_chars}")
 
 
 def check_fits(prompt_tokens: int, params: GenerationParams, max_model_len: int) -> None:

@@ -11,7 +11,14 @@ import grpc
 from driftloop.core.metrics import InferenceMetrics
 from driftloop.inference.adapters import AdapterRegistry, AdapterVersion, Route
 from driftloop.inference.auth import AdminAuth
-from driftloop.inference.dataplane import DataPlane, FeedbackRequest, GenerationRequest, Outcome, Sampling
+from driftloop.inference.dataplane import (
+    ChatMessage,
+    DataPlane,
+    FeedbackRequest,
+    GenerationRequest,
+    Outcome,
+    Sampling,
+)
 from driftloop.inference.errors import DeadlineExceeded, InferenceError
 from driftloop.v1 import inference_pb2, inference_pb2_grpc
 
@@ -19,7 +26,8 @@ from driftloop.v1 import inference_pb2, inference_pb2_grpc
 def generation_request(req: inference_pb2.GenerateRequest, stream: bool) -> GenerationRequest:
     sp = req.sampling
     return GenerationRequest(
-        prompt=req.prompt, request_id=req.request_id, adapter_alias=req.adapter_alias,
+        prompt=req.prompt, messages=tuple(ChatMessage(m.role, m.content) for m in req.messages),
+        request_id=req.request_id, adapter_alias=req.adapter_alias,
         adapter_version=req.adapter_version, tags=dict(req.tags), stream=stream,
         sampling=Sampling(
             max_tokens=sp.max_tokens, min_tokens=sp.min_tokens, stop=tuple(sp.stop),

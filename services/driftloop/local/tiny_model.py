@@ -14,6 +14,8 @@ import json
 import random
 from pathlib import Path
 
+from driftloop.core.chat import QA_CHAT_TEMPLATE
+
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
 
 
@@ -27,7 +29,8 @@ def _corpus(n_lines: int, seed: int) -> list[str]:
 
 
 def build(out_dir: Path, hidden: int = 64, layers: int = 2, heads: int = 2, vocab: int = 384,
-          max_positions: int = 1024, seed: int = 0) -> Path:
+          max_positions: int = 1024, seed: int = 0, chat_template: str | None = QA_CHAT_TEMPLATE) -> Path:
+    """``chat_template``: stored with the tokenizer (None: a model without one)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from tokenizers.processors import TemplateProcessing
@@ -46,6 +49,7 @@ def build(out_dir: Path, hidden: int = 64, layers: int = 2, heads: int = 2, voca
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
                                    pad_token="<pad>", model_max_length=max_positions,
                                    clean_up_tokenization_spaces=False)
+    fast.chat_template = chat_template
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(fast), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
@@ -69,7 +73,6 @@ def build(out_dir: Path, hidden: int = 64, layers: int = 2, heads: int = 2, voca
 def _patch_json(path: Path, **values: str) -> None:
     data = json.loads(path.read_text())
     data.update(values)
-    data.pop("chat_template", None)
     path.write_text(json.dumps(data, indent=2))
 
 

@@ -59,11 +59,21 @@ def column(features: list[Features], name: str) -> np.ndarray:
     return np.array([getattr(f, name) for f in features], dtype=np.float64)
 
 
+def embedded_text(e: events_pb2.PredictionEvent) -> str:
+    """What the input-drift test embeds: for a conversation its last user turn (what the user asks
+    now; the system prompt and the history are the application's, the same for many requests),
+    otherwise the prompt."""
+    for m in reversed(e.messages):
+        if m.role == "user":
+            return m.content
+    return e.prompt
+
+
 @dataclass
 class Sample:
     """One analysed prediction: its features, the rate inputs and, once embedded, its prompt's vector."""
 
-    prompt: str
+    prompt: str  # the text the input-drift test embeds (:func:`embedded_text`)
     features: Features
     error: bool  # a server-side failure (client-caused ones never reach a stream)
     latency: float
@@ -72,4 +82,4 @@ class Sample:
 
     @classmethod
     def from_event(cls, e: events_pb2.PredictionEvent) -> Sample:
-        return cls(e.prompt, Features.of(e), bool(e.error_code), e.latency_seconds, seconds(e.request_time))
+        return cls(embedded_text(e), Features.of(e), bool(e.error_code), e.latency_seconds, seconds(e.request_time))

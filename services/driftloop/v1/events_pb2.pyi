@@ -29,7 +29,7 @@ RATING_POSITIVE: Rating
 RATING_NEGATIVE: Rating
 
 class PredictionEvent(_message.Message):
-    __slots__ = ("request_id", "request_time", "response_time", "model", "adapter_alias", "adapter_version", "prompt", "completion", "prompt_tokens", "completion_tokens", "mean_token_logprob", "finish_reason", "latency_seconds", "time_to_first_token_seconds", "error_code", "error_message", "replica", "stream", "tags", "truncated_fields", "pinned", "error_source")
+    __slots__ = ("request_id", "request_time", "response_time", "model", "adapter_alias", "adapter_version", "prompt", "completion", "prompt_tokens", "completion_tokens", "mean_token_logprob", "finish_reason", "latency_seconds", "time_to_first_token_seconds", "error_code", "error_message", "replica", "stream", "tags", "truncated_fields", "pinned", "error_source", "messages", "transport")
     class TagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,8 @@ class PredictionEvent(_message.Message):
     TRUNCATED_FIELDS_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
     ERROR_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    TRANSPORT_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     request_time: _timestamp_pb2.Timestamp
     response_time: _timestamp_pb2.Timestamp
@@ -81,7 +83,17 @@ class PredictionEvent(_message.Message):
     truncated_fields: _containers.RepeatedScalarFieldContainer[str]
     pinned: bool
     error_source: ErrorSource
-    def __init__(self, request_id: _Optional[str] = ..., request_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., response_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model: _Optional[str] = ..., adapter_alias: _Optional[str] = ..., adapter_version: _Optional[str] = ..., prompt: _Optional[str] = ..., completion: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., mean_token_logprob: _Optional[float] = ..., finish_reason: _Optional[str] = ..., latency_seconds: _Optional[float] = ..., time_to_first_token_seconds: _Optional[float] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., replica: _Optional[str] = ..., stream: bool = ..., tags: _Optional[_Mapping[str, str]] = ..., truncated_fields: _Optional[_Iterable[str]] = ..., pinned: bool = ..., error_source: _Optional[_Union[ErrorSource, str]] = ...) -> None: ...
+    messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
+    transport: str
+    def __init__(self, request_id: _Optional[str] = ..., request_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., response_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model: _Optional[str] = ..., adapter_alias: _Optional[str] = ..., adapter_version: _Optional[str] = ..., prompt: _Optional[str] = ..., completion: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., mean_token_logprob: _Optional[float] = ..., finish_reason: _Optional[str] = ..., latency_seconds: _Optional[float] = ..., time_to_first_token_seconds: _Optional[float] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., replica: _Optional[str] = ..., stream: bool = ..., tags: _Optional[_Mapping[str, str]] = ..., truncated_fields: _Optional[_Iterable[str]] = ..., pinned: bool = ..., error_source: _Optional[_Union[ErrorSource, str]] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., transport: _Optional[str] = ...) -> None: ...
+
+class ChatMessage(_message.Message):
+    __slots__ = ("role", "content")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    content: str
+    def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class FeedbackEvent(_message.Message):
     __slots__ = ("feedback_id", "request_id", "time", "rating", "correction", "comment", "tags", "truncated_fields")

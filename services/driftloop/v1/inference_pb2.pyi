@@ -34,7 +34,7 @@ class SamplingParams(_message.Message):
     def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., min_tokens: _Optional[int] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("request_id", "prompt", "adapter_alias", "adapter_version", "sampling", "tags")
+    __slots__ = ("request_id", "prompt", "adapter_alias", "adapter_version", "sampling", "tags", "messages")
     class TagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -48,13 +48,15 @@ class GenerateRequest(_message.Message):
     ADAPTER_VERSION_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     prompt: str
     adapter_alias: str
     adapter_version: str
     sampling: SamplingParams
     tags: _containers.ScalarMap[str, str]
-    def __init__(self, request_id: _Optional[str] = ..., prompt: _Optional[str] = ..., adapter_alias: _Optional[str] = ..., adapter_version: _Optional[str] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., tags: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    messages: _containers.RepeatedCompositeFieldContainer[_events_pb2.ChatMessage]
+    def __init__(self, request_id: _Optional[str] = ..., prompt: _Optional[str] = ..., adapter_alias: _Optional[str] = ..., adapter_version: _Optional[str] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., tags: _Optional[_Mapping[str, str]] = ..., messages: _Optional[_Iterable[_Union[_events_pb2.ChatMessage, _Mapping]]] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ("prompt_tokens", "completion_tokens", "mean_token_logprob", "latency_seconds", "time_to_first_token_seconds")

@@ -39,6 +39,15 @@ HOSTILE_GENERATE = [
      grpc.StatusCode.PERMISSION_DENIED),
     ("reserved tag source=evaluation", pb.GenerateRequest(prompt="x", tags={"source": "evaluation"}),
      grpc.StatusCode.PERMISSION_DENIED),
+    ("chat: 1 MiB message", pb.GenerateRequest(messages=[events_pb2.ChatMessage(role="user", content=HUGE)]), INVALID),
+    ("chat: 10,000 messages", pb.GenerateRequest(messages=[events_pb2.ChatMessage(role="user", content="x")] * 10_000),
+     INVALID),
+    ("chat: 1 MiB role", pb.GenerateRequest(messages=[events_pb2.ChatMessage(role=HUGE, content="x")]), INVALID),
+    ("chat: role 'tool'", pb.GenerateRequest(messages=[events_pb2.ChatMessage(role="tool", content="x")]), INVALID),
+    ("chat: only blank turns", pb.GenerateRequest(messages=[events_pb2.ChatMessage(role="user", content=" \n")] * 3),
+     INVALID),
+    ("chat: prompt and messages", pb.GenerateRequest(prompt="x", messages=[events_pb2.ChatMessage(role="user",
+                                                                                        content="x")]), INVALID),
     ("invented alias", pb.GenerateRequest(prompt="x", adapter_alias="invented-alias"), NOT_FOUND),
     ("pinned version that does not exist", pb.GenerateRequest(prompt="x", adapter_alias="invented-alias",
                                                               adapter_version="v999"), NOT_FOUND),
@@ -86,6 +95,22 @@ def test_hostile_feedback(loop, inference_server, case, request_, code) -> None:
     with pytest.raises(grpc.RpcError) as info:
         inference_server.inference.SubmitFeedback(request_, timeout=30)
     assert_refused(info, code, case)
+    assert_healthy(inference_server)
+
+
+def test_template_syntax_in_a_message_is_only_text(loop, inference_server, kafka_settings) -> None:
+    """Message contents are data to the chat template, never template code: Jinja in them is not run
+    (a loop of 10^9 would hang the server) and reaches the model and the event as written."""
+    loop.case("Generate: Jinja in a chat message")
+    rid = f"{loop.run}-jinja"
+    content = "{{ 7 * 7 }}{% for i in range(10**9) %}x{% endfor %}{{ raise_exception('boom') }}"
+    r = inference_server.inference.Generate(pb.GenerateRequest(
+        request_id=rid, messages=[events_pb2.ChatMessage(role="user", content=content)],
+        sampling=pb.SamplingParams(max_tokens=4)), timeout=60)
+    assert r.usage.prompt_tokens > 20
+    (ev,) = consume_until(kafka_settings, [PREDICTIONS], {PREDICTIONS.name: events_pb2.PredictionEvent},
+                          done=lambda got: len(got) >= 1, keep=lambda e: e.request_id == rid, timeout=60)
+    assert content in ev.prompt and "49" not in ev.prompt and ev.messages[0].content == content
     assert_healthy(inference_server)
 
 

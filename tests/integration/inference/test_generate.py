@@ -47,7 +47,9 @@ def test_generate_stream_feedback_and_events(inference_server, kafka_settings, u
     p = preds[rid]
     assert p.prompt == "when does the bus leave the depot" and p.completion == r.text
     assert p.model == "tiny-llama" and p.completion_tokens == r.usage.completion_tokens
-    assert p.HasField("mean_token_logprob") and p.HasField("time_to_first_token_seconds")
+    assert p.HasField("mean_token_logprob")
+    # Time to first token is measured where a client sees one: on streams.
+    assert not p.HasField("time_to_first_token_seconds") and preds[sid].HasField("time_to_first_token_seconds")
     assert p.latency_seconds > 0 and p.request_time.seconds > 0 and p.tags["client"] == "test"
     assert p.error_code == "" and p.replica
     assert preds[sid].stream and preds[sid].completion == "".join(c.text_delta for c in chunks)
@@ -56,8 +58,23 @@ def test_generate_stream_feedback_and_events(inference_server, kafka_settings, u
 
     samples = scrape(inference_server.metrics_url)
     assert metric(samples, "driftloop_inference_requests_total", method="Generate", code="OK") >= 1
-    assert metric(samples, "driftloop_inference_time_to_first_token_seconds_count") >= 2
+    assert metric(samples, "driftloop_inference_time_to_first_token_seconds_count") >= 1
     assert metric(samples, "driftloop_events_emitted_total", topic=PREDICTIONS.name) >= 2
+
+
+def test_unary_and_stream_give_the_same_text(inference_server) -> None:
+    """A unary call is decoded once at the end (no per-token detokenizing in the engine), a stream
+    token by token: same greedy request, same text, same counts — with and without stop strings."""
+    inf = inference_server.inference
+    for i, stop in enumerate([[], ["e"]]):
+        req = pb.GenerateRequest(prompt=f"the airport bus runs {i}",
+                                 sampling=pb.SamplingParams(max_tokens=24, temperature=0.0, stop=stop))
+        unary = inf.Generate(req, timeout=60)
+        chunks = list(inf.GenerateStream(req, timeout=60))
+        assert unary.text == "".join(c.text_delta for c in chunks)
+        assert unary.finish_reason == chunks[-1].finish_reason
+        assert unary.usage.completion_tokens == chunks[-1].usage.completion_tokens
+        assert unary.usage.mean_token_logprob == pytest.approx(chunks[-1].usage.mean_token_logprob, abs=1e-4)
 
 
 def test_health_and_reflection(inference_server) -> None:

@@ -5,87 +5,20 @@ The same paths on the real vLLM engine: tests/integration/inference."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from prometheus_client import CollectorRegistry
 
-from driftloop.core.metrics import InferenceMetrics
-from driftloop.core.topics import FEEDBACK, PREDICTIONS
-from driftloop.inference.adapters import AdapterRegistry
+from driftloop.core.topics import FEEDBACK
 from driftloop.inference.auth import AdminAuth
-from driftloop.inference.dataplane import DataPlane
-from driftloop.inference.engine.base import Engine, GenerationParams, LoraHandle, Step
-from driftloop.inference.events import EventPublisher
 from driftloop.inference.interceptor import ErrorInterceptor
 from driftloop.inference.servicer import InferenceServicer
-from driftloop.inference.settings import InferenceSettings
 from driftloop.v1 import events_pb2, inference_pb2_grpc
 from driftloop.v1 import inference_pb2 as pb
-
-S = InferenceSettings(model_name="fake", admin_token="t", default_deadline_s=5.0, replica="r1")
-
-
-class FakeEngine(Engine):
-    """Answers "a b c" one word a step; ``fail`` raises mid-stream, ``delay`` sleeps per step."""
-
-    model_name, max_model_len, max_lora_rank, kind = "fake", 512, 8, "fake"
-
-    def __init__(self) -> None:
-        self.fail: Exception | None = None
-        self.delay = 0.0
-
-    async def start(self) -> None: ...
-    async def shutdown(self) -> None: ...
-    async def add_lora(self, lora: LoraHandle) -> None: ...
-    async def remove_lora(self, lora: LoraHandle) -> None: ...
-
-    def lora_target_modules(self) -> frozenset[str]:
-        return frozenset({"q_proj"})
-
-    def count_tokens(self, prompt: str) -> int:
-        return len(prompt.split())
-
-    async def generate(self, request_id: str, prompt: str, params: GenerationParams,
-                       lora: LoraHandle | None) -> AsyncIterator[Step]:
-        words = ["a", " b", " c"]
-        for i, w in enumerate(words, 1):
-            await asyncio.sleep(self.delay)
-            if self.fail is not None and i == 2:
-                raise self.fail
-            yield Step(w, self.count_tokens(prompt), i, -0.5 * i, "stop" if i == len(words) else None)
+from tests.unit.inference.fakes import PlaneHarness, S
 
 
-class FakeEmitter:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, object]] = []
-
-    def emit(self, topic, key: str, event) -> None:
-        self.sent.append((topic.name, key, event))
-
-
-class Harness:
-    def __init__(self, tmp_path) -> None:
-        self.engine = FakeEngine()
-        self.emitter = FakeEmitter()
-        self.prom = CollectorRegistry()
-        self.metrics = InferenceMetrics(self.prom, S.model_name)
-
-        async def noop(v) -> None: ...
-        self.registry = AdapterRegistry(tmp_path, 8, {"q_proj"}, noop, noop)
-        self.plane = DataPlane(S, self.engine, self.registry, self.metrics, EventPublisher(self.emitter, S))
-
-    def value(self, name: str, **labels: str) -> float:
-        return self.prom.get_sample_value(name, labels) or 0.0
-
-    def requests(self, code: str, method: str = "Generate") -> float:
-        return self.value("driftloop_inference_requests_total", method=method, model="fake", adapter_alias="",
-                          code=code)
-
-    def events(self, topic: str = PREDICTIONS.name) -> list:
-        return [e for t, _, e in self.emitter.sent if t == topic]
-
+class Harness(PlaneHarness):
     async def call(self, fn):
         server = grpc.aio.server(interceptors=[ErrorInterceptor(self.metrics)])
         inference_pb2_grpc.add_InferenceServicer_to_server(InferenceServicer(self.plane, AdminAuth("t")), server)
@@ -199,3 +132,38 @@ def test_a_bug_in_a_handler_is_internal_logged_and_counted(h: Harness, monkeypat
     assert err.value.code() == grpc.StatusCode.INTERNAL and err.value.details() == "internal error: KeyError"
     assert h.value("driftloop_inference_unexpected_errors_total", method="SubmitFeedback") == 1
     assert "SubmitFeedback failed unexpectedly" in caplog.text
+
+
+def test_chat_messages_are_rendered_once_and_carried_in_the_event(h: Harness) -> None:
+    msgs = [events_pb2.ChatMessage(role="system", content="be brief"),
+            events_pb2.ChatMessage(role="user", content="when?")]
+    resp = run(h, lambda stub: stub.Generate(pb.GenerateRequest(messages=msgs)))
+    assert resp.text == "a b c" and resp.usage.prompt_tokens == 6  # 6 words rendered, no special token added
+    [ev] = h.events()
+    assert ev.prompt == "system: be brief\nuser: when?\nassistant:"
+    assert [(m.role, m.content) for m in ev.messages] == [("system", "be brief"), ("user", "when?")]
+
+
+@pytest.mark.parametrize("req,why", [
+    (pb.GenerateRequest(prompt="hi", messages=[events_pb2.ChatMessage(role="user", content="x")]), "not both"),
+    (pb.GenerateRequest(messages=[events_pb2.ChatMessage(role="tool", content="x")]), "role"),
+    (pb.GenerateRequest(messages=[events_pb2.ChatMessage(role="user", content=" ")]), "empty"),
+    (pb.GenerateRequest(messages=[events_pb2.ChatMessage(role="user", content="x")] * 65), "limit"),
+    (pb.GenerateRequest(messages=[events_pb2.ChatMessage(role="user", content="x" * 4001)]), "limit"),
+    (pb.GenerateRequest(messages=[events_pb2.ChatMessage(role="user", content="x"),
+                                  events_pb2.ChatMessage(role="assistant", content="refuse")]), "refused"),
+])
+def test_bad_conversations_are_invalid_and_never_an_event(h: Harness, req, why: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        run(h, lambda stub: stub.Generate(req))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and why in err.value.details()
+    assert len(err.value.details()) < 300 and h.events() == []
+
+
+def test_long_chat_contents_are_cut_in_the_event_and_named(h: Harness) -> None:
+    from driftloop.inference.dataplane import ChatMessage, GenerationRequest, Outcome
+    from driftloop.inference.events import EVENT_MAX_TEXT_CHARS, prediction_event
+
+    req = GenerationRequest(messages=(ChatMessage("user", "y" * (EVENT_MAX_TEXT_CHARS + 5)),))
+    ev = prediction_event(req, Outcome(request_id="r", started=0.0, prompt="p"), S)
+    assert len(ev.messages[0].content) == EVENT_MAX_TEXT_CHARS and "messages" in ev.truncated_fields

@@ -13,15 +13,18 @@ class InferenceMetrics:
         self.registry = registry
         self.model = model
         self.requests = Counter(
-            "driftloop_inference_requests_total", "Inference RPCs by method, adapter alias and status code.",
-            ["method", "model", "adapter_alias", "code"], registry=registry,
+            "driftloop_inference_requests_total", "Generation requests by method (Generate: answered once; "
+            "GenerateStream: streamed), adapter alias, status code (gRPC's name, whatever the transport) and "
+            "transport (grpc, http: the OpenAI-compatible listener).",
+            ["method", "model", "adapter_alias", "code", "transport"], registry=registry,
         )
         self.latency = Histogram(
-            "driftloop_inference_request_duration_seconds", "End-to-end latency of generation RPCs.",
-            ["method", "model", "adapter_alias"], buckets=LATENCY_BUCKETS, registry=registry,
+            "driftloop_inference_request_duration_seconds", "End-to-end latency of generation requests.",
+            ["method", "model", "adapter_alias", "transport"], buckets=LATENCY_BUCKETS, registry=registry,
         )
         self.ttft = Histogram(
-            "driftloop_inference_time_to_first_token_seconds", "Time to the first generated token.",
+            "driftloop_inference_time_to_first_token_seconds", "Time to the first generated token of a "
+            "streamed request (a unary call answers once: its latency is request_duration).",
             ["model", "adapter_alias"], buckets=LATENCY_BUCKETS, registry=registry,
         )
         self.tokens = Counter(

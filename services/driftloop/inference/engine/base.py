@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
+
+from driftloop.inference.errors import InvalidRequest
+
+
+class Turn(Protocol):
+    role: str
+    content: str
 
 
 @dataclass(frozen=True)
@@ -16,6 +24,9 @@ class GenerationParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     min_tokens: int = 0
+    # True: the caller streams, so steps come as the engine makes them; False: the caller only
+    # wants the end (an engine may then yield one final Step and save the per-token work).
+    incremental: bool = True
 
 
 @dataclass(frozen=True)
@@ -53,14 +64,21 @@ class Engine(abc.ABC):
     async def shutdown(self) -> None: ...
 
     @abc.abstractmethod
-    def count_tokens(self, prompt: str) -> int:
-        """Prompt tokens as the engine will see them (special tokens included)."""
+    def tokenize(self, prompt: str, add_special_tokens: bool = True) -> list[int]:
+        """The prompt's token ids as the engine will see them (with the tokenizer's special tokens,
+        e.g. BOS, unless ``add_special_tokens`` is False: a rendered chat template has its own)."""
+
+    @abc.abstractmethod
+    def render_chat(self, messages: Sequence[Turn]) -> str:
+        """A conversation as the base model's chat template renders it, generation prompt added;
+        :class:`InvalidRequest` when the model has no template or the template refuses it."""
 
     @abc.abstractmethod
     def generate(
-        self, request_id: str, prompt: str, params: GenerationParams, lora: LoraHandle | None
+        self, request_id: str, prompt_token_ids: list[int], params: GenerationParams, lora: LoraHandle | None
     ) -> AsyncIterator[Step]:
-        """Stream steps; cancelling the iteration aborts the engine request."""
+        """Stream steps for an already tokenized prompt (tokenized once, by :meth:`tokenize`);
+        cancelling the iteration aborts the engine request."""
 
     @abc.abstractmethod
     async def add_lora(self, lora: LoraHandle) -> None: ...
@@ -88,3 +106,17 @@ def linear_module_names(model_path: Path) -> frozenset[str]:
     # vLLM serves LoRA on the decoder's projections, not on the output head.
     names.discard("lm_head")
     return frozenset(names)
+
+
+def render_chat(tokenizer: Any, messages: Sequence[Turn]) -> str:
+    """The one way a conversation becomes text: the tokenizer's own chat template (from the model's
+    tokenizer files; transformers renders it in a sandboxed Jinja environment)."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise InvalidRequest("this base model has no chat template: send a prompt instead of messages")
+    from jinja2 import TemplateError
+
+    try:
+        return tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in messages],
+                                             tokenize=False, add_generation_prompt=True)
+    except TemplateError as exc:  # the template's own refusal, e.g. raise_exception("roles must alternate")
+        raise InvalidRequest(f"the chat template refused the conversation: {str(exc)[:200]}") from None

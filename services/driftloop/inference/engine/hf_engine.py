@@ -6,9 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
-from driftloop.inference.engine.base import Engine, GenerationParams, LoraHandle, Step, linear_module_names
+from driftloop.inference.engine.base import (
+    Engine,
+    GenerationParams,
+    LoraHandle,
+    Step,
+    Turn,
+    linear_module_names,
+    render_chat,
+)
 from driftloop.inference.errors import EngineUnavailable
 from driftloop.inference.settings import InferenceSettings
 
@@ -49,8 +57,11 @@ class HfEngine(Engine):
     async def shutdown(self) -> None:
         self._model = None
 
-    def count_tokens(self, prompt: str) -> int:
-        return len(self._tokenizer.encode(prompt))
+    def tokenize(self, prompt: str, add_special_tokens: bool = True) -> list[int]:
+        return self._tokenizer.encode(prompt, add_special_tokens=add_special_tokens)
+
+    def render_chat(self, messages: Sequence[Turn]) -> str:
+        return render_chat(self._tokenizer, messages)
 
     def lora_target_modules(self) -> frozenset[str]:
         return self._modules
@@ -75,7 +86,7 @@ class HfEngine(Engine):
                 self._adapters.discard(lora.name)
 
     async def generate(
-        self, request_id: str, prompt: str, params: GenerationParams, lora: LoraHandle | None
+        self, request_id: str, prompt_token_ids: list[int], params: GenerationParams, lora: LoraHandle | None
     ) -> AsyncIterator[Step]:
         if self._model is None:
             raise EngineUnavailable("engine is not running")
@@ -87,7 +98,8 @@ class HfEngine(Engine):
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
         async with self._lock:
-            worker = asyncio.ensure_future(asyncio.to_thread(self._decode, prompt, params, lora, emit, cancelled))
+            worker = asyncio.ensure_future(
+                asyncio.to_thread(self._decode, prompt_token_ids, params, lora, emit, cancelled))
             try:
                 while True:
                     item = await queue.get()
@@ -100,12 +112,12 @@ class HfEngine(Engine):
                 cancelled.set()  # a cancelled or abandoned request stops decoding
                 await asyncio.shield(worker)
 
-    def _decode(self, prompt: str, params: GenerationParams, lora: LoraHandle | None,
+    def _decode(self, prompt_token_ids: list[int], params: GenerationParams, lora: LoraHandle | None,
                 emit: Callable[[Step | BaseException], None], cancelled: threading.Event) -> None:
         torch = self._torch
         try:
             model, tok = self._model, self._tokenizer
-            ids = tok(prompt, return_tensors="pt").input_ids.to(self._device)
+            ids = torch.tensor([prompt_token_ids], device=self._device)
             n_prompt = ids.shape[1]
             adapter_ctx: contextlib.AbstractContextManager = contextlib.nullcontext()
             if lora is not None:

@@ -10,13 +10,38 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from functools import cache
+from types import SimpleNamespace
 
-from driftloop.inference.engine.base import Engine, GenerationParams, LoraHandle, Step, linear_module_names
+from driftloop.inference.engine.base import (
+    Engine,
+    GenerationParams,
+    LoraHandle,
+    Step,
+    Turn,
+    linear_module_names,
+    render_chat,
+)
 from driftloop.inference.errors import EngineUnavailable, InvalidAdapter, InvalidRequest
 from driftloop.inference.settings import InferenceSettings
 
 log = logging.getLogger(__name__)
+
+
+@cache
+def _vllm() -> SimpleNamespace:
+    """The vLLM names a request needs, imported once (a ``from vllm import ...`` per request went
+    through vLLM's lazy module ``__getattr__`` each time: ~3 % of the process under load)."""
+    from vllm import SamplingParams
+    from vllm.exceptions import VLLMValidationError
+    from vllm.lora.request import LoRARequest
+    from vllm.sampling_params import RequestOutputKind
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    return SimpleNamespace(SamplingParams=SamplingParams, VLLMValidationError=VLLMValidationError,
+                           LoRARequest=LoRARequest, RequestOutputKind=RequestOutputKind,
+                           EngineDeadError=EngineDeadError)
 
 
 class VllmEngine(Engine):
@@ -41,6 +66,7 @@ class VllmEngine(Engine):
         os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.platforms import current_platform
+        from vllm.usage.usage_lib import UsageContext
         from vllm.v1.engine.async_llm import AsyncLLM
 
         extension = {}
@@ -63,7 +89,8 @@ class VllmEngine(Engine):
             seed=0,
             **extension,
         )
-        self._llm = AsyncLLM.from_engine_args(args)
+        # The server's usage context: vLLM then picks the defaults `vllm serve` would (max_num_seqs, ...).
+        self._llm = AsyncLLM.from_engine_args(args, usage_context=UsageContext.OPENAI_API_SERVER)
         if extension:
             applied = await self._llm.collective_rpc("lora_no_adapter_fix_applied")
             if not all(applied):
@@ -73,16 +100,27 @@ class VllmEngine(Engine):
         self._modules = await asyncio.to_thread(linear_module_names, self.s.model_path)
         # The first request that asks for logprobs compiles a kernel and stalls the engine for
         # seconds: pay that before the server reports ready.
-        async for _ in self.generate("warm-up", "warm up", GenerationParams(max_tokens=2, temperature=0.0), None):
-            pass
+        for incremental in (True, False):
+            warm_up = GenerationParams(max_tokens=2, temperature=0.0, incremental=incremental)
+            async for _ in self.generate("warm-up", self.tokenize("warm up"), warm_up, None):
+                pass
 
     async def shutdown(self) -> None:
         if self._llm is not None:
             self._llm.shutdown()
             self._llm = None
 
-    def count_tokens(self, prompt: str) -> int:
-        return len(self._tokenizer.encode(prompt))
+    def tokenize(self, prompt: str, add_special_tokens: bool = True) -> list[int]:
+        return self._tokenizer.encode(prompt, add_special_tokens=add_special_tokens)
+
+    def _decode(self, token_ids) -> str:
+        """The whole completion at once, as vLLM's incremental detokenizer would have streamed it: that
+        one holds back a trailing U+FFFD (the start of a character whose other bytes never came), so
+        the same request gives the same text whether it was streamed or not."""
+        return self._tokenizer.decode(token_ids, skip_special_tokens=True).rstrip("\ufffd")
+
+    def render_chat(self, messages: Sequence[Turn]) -> str:
+        return render_chat(self._tokenizer, messages)
 
     def lora_target_modules(self) -> frozenset[str]:
         return self._modules
@@ -113,42 +151,42 @@ class VllmEngine(Engine):
         await self._llm.remove_lora(lora.int_id)
 
     async def generate(
-        self, request_id: str, prompt: str, params: GenerationParams, lora: LoraHandle | None
+        self, request_id: str, prompt_token_ids: list[int], params: GenerationParams, lora: LoraHandle | None
     ) -> AsyncIterator[Step]:
-        from vllm import SamplingParams
-        from vllm.exceptions import VLLMValidationError
-        from vllm.lora.request import LoRARequest
-        from vllm.sampling_params import RequestOutputKind
-        from vllm.v1.engine.exceptions import EngineDeadError
-
+        v = _vllm()
         if self._llm is None:
             raise EngineUnavailable("engine is not running")
-        sp = SamplingParams(
+        # A caller that does not stream gets one output at the end (FINAL_ONLY): no per-token
+        # output objects, no per-token wake-ups. Without stop strings its text is decoded once here
+        # rather than token by token in the engine, which also spares vLLM decoding every sampled
+        # token for the logprobs (we only keep their sum).
+        detokenize = params.incremental or bool(params.stop)
+        sp = v.SamplingParams(
             max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,
             seed=params.seed, stop=list(params.stop) or None, min_tokens=params.min_tokens, logprobs=0,
-            output_kind=RequestOutputKind.DELTA,
+            output_kind=v.RequestOutputKind.DELTA if params.incremental else v.RequestOutputKind.FINAL_ONLY,
+            detokenize=detokenize,
         )
-        lora_request = LoRARequest(lora.name, lora.int_id, str(lora.path)) if lora else None
+        lora_request = v.LoRARequest(lora.name, lora.int_id, str(lora.path)) if lora else None
         # Client ids may repeat; the engine's must not while a request is in flight.
         engine_id = f"{request_id}-{uuid.uuid4().hex[:8]}"
         completion_tokens = 0
-        prompt_tokens = 0
         try:
             # Cancelling this iteration makes AsyncLLM abort the engine request.
-            async for out in self._llm.generate(prompt, sp, engine_id, lora_request=lora_request):
+            async for out in self._llm.generate({"prompt_token_ids": prompt_token_ids}, sp, engine_id,
+                                                lora_request=lora_request):
                 co = out.outputs[0]
                 completion_tokens += len(co.token_ids)
-                if out.prompt_token_ids:
-                    prompt_tokens = len(out.prompt_token_ids)
+                text = co.text if detokenize else self._decode(co.token_ids)
                 yield Step(
-                    text_delta=co.text,
-                    prompt_tokens=prompt_tokens,
+                    text_delta=text,
+                    prompt_tokens=len(prompt_token_ids),
                     completion_tokens=completion_tokens,
                     logprob_sum=co.cumulative_logprob,
                     finish_reason=co.finish_reason if out.finished else None,
                 )
-        except EngineDeadError as exc:
+        except v.EngineDeadError as exc:
             self.dead = True
             raise EngineUnavailable(f"engine died: {exc}") from exc
-        except (VLLMValidationError, ValueError) as exc:  # vLLM's own input validation
+        except (v.VLLMValidationError, ValueError) as exc:  # vLLM's own input validation
             raise InvalidRequest(str(exc)) from exc

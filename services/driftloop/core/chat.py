@@ -1,0 +1,21 @@
+"""The chat template of the models the project builds itself (the tests' tiny model; the demo's
+base model next): Hugging Face's chat-template format (Jinja), stored with the tokenizer files, so
+the inference service renders conversations with the model's own template like for any other model.
+
+A conversation of one user turn renders exactly as the "Q: {question}\\nA:" prompt those models
+are trained on (with the BOS token the tokenizer adds to a raw prompt); a system turn is a line of
+its own before it; assistant turns are earlier answers.
+"""
+
+from __future__ import annotations
+
+QA_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for m in messages %}"
+    "{% if m['role'] == 'system' %}{{ m['content'] }}\n"
+    "{% elif m['role'] == 'user' %}Q: {{ m['content'] }}\n"
+    "{% else %}A: {{ m['content'] }}\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}A:{% endif %}"
+)
