@@ -27,7 +27,7 @@ def inference(s: DemoSettings, kafka: KafkaSettings, adapters: Path, port: int, 
               **overrides: Any) -> InferenceSettings:
     return InferenceSettings(**{
         "kafka": kafka, "model_path": s.base_model_dir, "model_name": s.model_name, "adapter_root": adapters,
-        "spool_dir": s.run_dir / "spool", "port": port, "metrics_port": metrics_port,
+        "spool_dir": s.run_dir / "spool", "port": port, "metrics_port": metrics_port, "http_port": 0,
         "admin_token": SecretStr(ADMIN_TOKEN), "max_model_len": 128, "max_tokens_limit": 32,
         "default_max_tokens": 24, **overrides})
 

@@ -22,6 +22,8 @@ from driftloop.inference.dataplane import DataPlane
 from driftloop.inference.engine import create_engine
 from driftloop.inference.events import EventPublisher
 from driftloop.inference.interceptor import ErrorInterceptor
+from driftloop.inference.openai.routes import build_app
+from driftloop.inference.openai.server import HttpListener
 from driftloop.inference.rollouts import RolloutFollower, rollout_consumer
 from driftloop.inference.servicer import AdapterAdminServicer, InferenceServicer
 from driftloop.inference.settings import InferenceSettings
@@ -44,6 +46,7 @@ class InferenceApp:
         self.server: grpc.aio.Server | None = None
         self.admin_server: grpc.aio.Server | None = None  # AdapterAdmin on its own port, when ADMIN_PORT is set
         self.admin_port: int | None = None
+        self.http: HttpListener | None = None  # the OpenAI-compatible listener, when OPENAI_HTTP is on
         self.emitter: EventEmitter | None = None
         self.follower: RolloutFollower | None = None
         self.port = settings.port
@@ -74,6 +77,8 @@ class InferenceApp:
         for server in (self.server, self.admin_server):
             if server is not None:
                 await server.start()
+        if self.http is not None:
+            await self.http.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("inference serving on %s:%d (metrics :%d, engine %s, model %s)", s.host, self.port,
@@ -114,6 +119,9 @@ class InferenceApp:
         events = EventPublisher(self.emitter, s) if self.emitter else None
         plane = DataPlane(s, self.engine, self.registry, self.metrics, events)
         inference_pb2_grpc.add_InferenceServicer_to_server(InferenceServicer(plane, auth), self.server)
+        if s.openai_http:  # the second transport over the same data plane
+            self.http = HttpListener(build_app(plane, self.registry, auth, self.metrics), s.host, s.http_port,
+                                     s.max_concurrent_rpcs, s.grace_period_s, s.tls_cert_file, s.tls_key_file)
         admin = AdapterAdminServicer(self.registry, self.metrics)
         # With ADMIN_PORT, AdapterAdmin is served on its own listener only, so a network policy can let
         # just the retrainer (and operators) reach it; without, on the main port beside Inference.
@@ -160,6 +168,8 @@ class InferenceApp:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         if self.admin_server is not None:
             await self.admin_server.stop(self.s.grace_period_s)
+        if self.http is not None:
+            await self.http.stop()
         if self.server is not None:
             await self.server.stop(self.s.grace_period_s)
         if self.follower is not None:
@@ -182,7 +192,8 @@ async def serve(settings: InferenceSettings) -> int:
     await app.start()
     # One line on stdout that tools (tests, the demo) read to find the ports.
     admin = f" admin={settings.host}:{app.admin_port}" if app.admin_port is not None else ""
-    print(f"READY grpc={settings.host}:{app.port} metrics={settings.host}:{app.metrics_port}{admin}", flush=True)
+    http = f" http={settings.host}:{app.http.port}" if app.http is not None else ""
+    print(f"READY grpc={settings.host}:{app.port} metrics={settings.host}:{app.metrics_port}{admin}{http}", flush=True)
     exit_code = 0
 
     async def watchdog() -> None:

@@ -24,7 +24,8 @@ class InferenceSettings(BaseSettings):
     )
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("float32", description="Weights dtype.")
     max_model_len: int = Field(512, ge=16, description="Context length (prompt + completion tokens).")
-    max_num_seqs: int = Field(64, ge=1, description="Sequences the engine batches at once.")
+    max_num_seqs: int | None = Field(None, ge=1, description="Sequences the engine batches at once (unset: vLLM's "
+                                     "own default for the hardware, as `vllm serve` picks it: 128 on CPU).")
     max_loras: int = Field(4, ge=1, description="LoRA adapters usable in one batch.")
     max_cpu_loras: int = Field(8, ge=1, description="LoRA adapters kept loaded in the engine.")
     max_lora_rank: int = Field(16, ge=1, description="Largest adapter rank accepted.")
@@ -32,7 +33,9 @@ class InferenceSettings(BaseSettings):
         0.1, gt=0, le=1, description="Share of accelerator memory (of RAM on CPU builds) vLLM may reserve."
     )
     kv_cache_space_gib: int = Field(1, ge=1, description="KV cache size on CPU builds (VLLM_CPU_KVCACHE_SPACE).")
-    enforce_eager: bool = Field(True, description="Disable CUDA graphs / compilation (faster start).")
+    enforce_eager: bool = Field(False, description="Disable CUDA graphs / compilation: faster start on GPUs, "
+                                "slower decoding. vLLM's default (false) like `vllm serve`; on the CPU build with "
+                                "LoRA vLLM runs eager either way (measured: same start-up and throughput).")
 
     # -- request limits -----------------------------------------------------------------------------
     max_prompt_chars: int = Field(4000, ge=1, description="Longest prompt accepted, in characters.")
@@ -55,6 +58,10 @@ class InferenceSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="gRPC listen address.")
     port: int = Field(50051, ge=0, description="gRPC port (0 picks a free one).")
     metrics_port: int = Field(9400, ge=0, description="Prometheus /metrics port (0 picks a free one).")
+    openai_http: bool = Field(True, description="Serve the OpenAI-compatible HTTP API (/v1/chat/completions, "
+                              "/v1/completions, /v1/models, /v1/feedback) on http_port, beside gRPC.")
+    http_port: int = Field(8000, ge=0, description="Port of the OpenAI-compatible HTTP listener (0 picks a free "
+                           "one); same host, TLS and admin token as gRPC.")
     admin_port: int | None = Field(None, ge=0, description="Serve AdapterAdmin on this port only (0 picks a free "
                                    "one), so a network policy can keep applications off it; unset: on `port`.")
     admin_token: SecretStr | None = Field(None, description="Bearer token required by AdapterAdmin calls and by "

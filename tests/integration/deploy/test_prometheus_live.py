@@ -341,6 +341,7 @@ def live(kafka_broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> 
             **common, "DRIFTLOOP_INFERENCE_MODEL_PATH": str(base), "DRIFTLOOP_INFERENCE_MODEL_NAME": f"{run}-llama",
             "DRIFTLOOP_INFERENCE_ADAPTER_ROOT": str(adapters), "DRIFTLOOP_INFERENCE_SPOOL_DIR": str(tmp_path / "spool"),
             "DRIFTLOOP_INFERENCE_PORT": str(ports["grpc"]), "DRIFTLOOP_INFERENCE_METRICS_PORT": str(ports["inference"]),
+            "DRIFTLOOP_INFERENCE_HTTP_PORT": "0",
             "DRIFTLOOP_INFERENCE_ADMIN_TOKEN": ADMIN_TOKEN, "DRIFTLOOP_INFERENCE_MAX_TOKENS_LIMIT": "64",
             "DRIFTLOOP_INFERENCE_DEFAULT_MAX_TOKENS": "8", "DRIFTLOOP_INFERENCE_DEFAULT_DEADLINE_S": "0.02",
             "DRIFTLOOP_INFERENCE_GRACE_PERIOD_S": "1",

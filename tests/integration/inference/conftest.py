@@ -59,6 +59,7 @@ def inference_env(model: ModelFiles, broker: LocalKafka, state: Path, **extra: s
         "DRIFTLOOP_INFERENCE_SPOOL_DIR": str(state / "spool"),
         "DRIFTLOOP_INFERENCE_PORT": str(free_port()),
         "DRIFTLOOP_INFERENCE_METRICS_PORT": str(free_port()),
+        "DRIFTLOOP_INFERENCE_HTTP_PORT": str(free_port()),
         "DRIFTLOOP_INFERENCE_ADMIN_TOKEN": ADMIN_TOKEN,
         "DRIFTLOOP_INFERENCE_MAX_TOKENS_LIMIT": "64",
         "DRIFTLOOP_INFERENCE_DEFAULT_MAX_TOKENS": "8",
@@ -74,6 +75,7 @@ class Server:
     metrics_url: str
     channel: grpc.Channel
     admin_channel: grpc.Channel | None = None  # when AdapterAdmin has its own port (ADMIN_PORT)
+    http_base: str = ""  # the OpenAI-compatible listener, e.g. http://127.0.0.1:8000/v1
 
     @property
     def inference(self) -> inference_pb2_grpc.InferenceStub:
@@ -95,4 +97,6 @@ def start_server(name: str, env: dict[str, str], log: Path, root_cert: bytes | N
     channel = dial(ready["grpc"])
     grpc.channel_ready_future(channel).result(timeout=30)
     admin = dial(ready["admin"]) if "admin" in ready else None
-    return Server(proc, ready["grpc"], f"http://{ready['metrics']}/metrics", channel, admin)
+    scheme = "http" if root_cert is None else "https"
+    http_base = f"{scheme}://{ready['http']}/v1" if "http" in ready else ""
+    return Server(proc, ready["grpc"], f"http://{ready['metrics']}/metrics", channel, admin, http_base)

@@ -54,6 +54,7 @@ def loop(kafka_broker, tmp_path_factory) -> Iterator[Loop]:
         "DRIFTLOOP_INFERENCE_MODEL_PATH": str(base), "DRIFTLOOP_INFERENCE_MODEL_NAME": "transit-small",
         "DRIFTLOOP_INFERENCE_ADAPTER_ROOT": str(adapters), "DRIFTLOOP_INFERENCE_SPOOL_DIR": str(root / "spool"),
         "DRIFTLOOP_INFERENCE_PORT": str(free_port()), "DRIFTLOOP_INFERENCE_METRICS_PORT": str(free_port()),
+        "DRIFTLOOP_INFERENCE_HTTP_PORT": str(free_port()),
         "DRIFTLOOP_INFERENCE_ADMIN_TOKEN": ADMIN_TOKEN, "DRIFTLOOP_INFERENCE_MAX_MODEL_LEN": "128",
         "DRIFTLOOP_INFERENCE_MAX_TOKENS_LIMIT": "32", "DRIFTLOOP_INFERENCE_DEFAULT_MAX_TOKENS": "24",
     }

@@ -43,7 +43,8 @@ def test_inference_environment_is_the_demo_s_former_one(demo, tmp_path, monkeypa
         "DRIFTLOOP_INFERENCE_MODEL_NAME": "transit-base",
         "DRIFTLOOP_INFERENCE_ADAPTER_ROOT": str(tmp_path / "adapters"),
         "DRIFTLOOP_INFERENCE_SPOOL_DIR": str(tmp_path / "run" / "spool"), "DRIFTLOOP_INFERENCE_PORT": "5001",
-        "DRIFTLOOP_INFERENCE_METRICS_PORT": "5002", "DRIFTLOOP_INFERENCE_ADMIN_TOKEN": services.ADMIN_TOKEN,
+        "DRIFTLOOP_INFERENCE_METRICS_PORT": "5002", "DRIFTLOOP_INFERENCE_HTTP_PORT": "0",
+        "DRIFTLOOP_INFERENCE_ADMIN_TOKEN": services.ADMIN_TOKEN,
         "DRIFTLOOP_INFERENCE_MAX_MODEL_LEN": "128", "DRIFTLOOP_INFERENCE_MAX_TOKENS_LIMIT": "32",
         "DRIFTLOOP_INFERENCE_DEFAULT_MAX_TOKENS": "24"}
     back = _read_back(monkeypatch, env, InferenceSettings)
