@@ -108,9 +108,10 @@ def test_events_feedback_and_metrics_of_an_http_request(client, inference_server
     r = client.chat.completions.create(model=MODEL, messages=CHAT, max_tokens=6, metadata={"client": "sdk"},
                                        extra_headers={"X-Request-Id": rid})
     assert r.id == rid
-    fb = httpx.post(f"{inference_server.http_base}/feedback", timeout=10,
-                    json={"id": r.id, "rating": "negative", "correction": "every ten minutes"})
-    assert fb.status_code == 200 and fb.json()["object"] == "feedback"
+    # the README's way: the SDK's generic post, on driftloop's own endpoint
+    fb = client.post("/feedback", body={"id": r.id, "rating": "negative", "correction": "every ten minutes"},
+                     cast_to=object)
+    assert fb["object"] == "feedback" and fb["id"]
     bad = httpx.post(f"{inference_server.http_base}/feedback", json={"id": "x", "rating": "meh"}, timeout=10)
     assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_request_error"
     events = consume_until(
