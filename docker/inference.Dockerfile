@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1.7
-# driftloop inference on NVIDIA GPUs: the CUDA `vllm` wheel + driftloop, run as `python -m driftloop.inference`.
+# driftloop inference on NVIDIA GPUs: the CUDA `vllm` wheel + driftloop, run as `python -m driftloop.inference`
+# (gRPC on 50051, the OpenAI-compatible HTTP API on 8000, metrics on 9400).
 #
 #   docker build -f docker/inference.Dockerfile -t driftloop/inference:0.1.0 .
 #
@@ -34,7 +35,7 @@ RUN uv pip install --no-config --no-deps --python /opt/venv/bin/python /src
 # -- runtime ------------------------------------------------------------------------------------
 FROM ${CUDA_IMAGE}
 LABEL org.opencontainers.image.title="driftloop-inference" \
-      org.opencontainers.image.description="driftloop gRPC inference service on vLLM (CUDA)" \
+      org.opencontainers.image.description="driftloop inference service on vLLM (CUDA): gRPC and OpenAI-compatible HTTP" \
       org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --gid 10001 driftloop \
  && useradd --uid 10001 --gid 10001 --create-home --home-dir /home/driftloop --shell /usr/sbin/nologin driftloop \
@@ -54,6 +55,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     DO_NOT_TRACK=1 \
     DRIFTLOOP_INFERENCE_HOST=0.0.0.0 \
     DRIFTLOOP_INFERENCE_PORT=50051 \
+    DRIFTLOOP_INFERENCE_HTTP_PORT=8000 \
     DRIFTLOOP_INFERENCE_METRICS_PORT=9400 \
     DRIFTLOOP_INFERENCE_MODEL_PATH=/models/base \
     DRIFTLOOP_INFERENCE_ADAPTER_ROOT=/adapters \
@@ -64,7 +66,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 # /tmp, both writable volumes there.
 USER 10001:10001
 WORKDIR /home/driftloop
-EXPOSE 50051 9400
+# gRPC, the OpenAI-compatible HTTP API (DRIFTLOOP_INFERENCE_OPENAI_HTTP, on by default), metrics
+EXPOSE 50051 8000 9400
 # SERVING once the engine has warmed up; loading a large model can take minutes.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=600s --retries=3 \
     CMD ["driftloop-grpc-health", "--timeout", "4"]

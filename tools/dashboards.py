@@ -199,8 +199,9 @@ def overview() -> dict:
         desc="Caller mistakes (INVALID_ARGUMENT, NOT_FOUND, ...) included here, excluded from the error ratio."))
     g.add(timeseries("Latency (successful calls)", quantiles("driftloop_inference_request_duration_seconds", "method"),
                      unit="s", threshold=5, desc="Alert DriftloopLatencyP95High: p95 per alias above 5 s."))
-    g.add(timeseries("Time to first token (streamed requests)", quantiles("driftloop_inference_time_to_first_token_seconds",
-                                                      "adapter_alias", qs=(0.5, 0.95)), unit="s"))
+    g.add(timeseries("Time to first token (streamed requests)",
+                     quantiles("driftloop_inference_time_to_first_token_seconds", "adapter_alias", qs=(0.5, 0.95)),
+                     unit="s"))
     g.add(timeseries("In-flight generations by replica", targets(
         ("sum by (instance) (driftloop_inference_in_flight_requests)", "{{instance}}")), stack=True))
     g.add(timeseries("Tokens/s", targets(
@@ -319,22 +320,44 @@ def adapter() -> dict:
         "server errors")), unit="percentunit", threshold=0.05))
     g.add(timeseries("Latency (successful calls)", quantiles("driftloop_inference_request_duration_seconds", "method",
                                                              selector=a), unit="s", threshold=5))
-    g.add(timeseries("Time to first token (streamed requests)", quantiles("driftloop_inference_time_to_first_token_seconds", "model",
-                                                      selector=a), unit="s"))
+    g.add(timeseries("Time to first token (streamed requests)",
+                     quantiles("driftloop_inference_time_to_first_token_seconds", "model", selector=a), unit="s"))
     g.add(timeseries("Tokens/s", targets(
         (f"sum by (kind) (rate(driftloop_inference_tokens_total{{{a}}}[$__rate_interval]))", "{{kind}}"))))
     g.add(timeseries("Latency reported by prediction events (monitor)",
                      quantiles("driftloop_monitor_prediction_latency_seconds", "model", selector=a, qs=(0.5, 0.95)),
                      unit="s"))
 
-    g.row("Versions and rollouts")
+    g.row("Versions side by side (canary against stable)")
+    # Requests refused before routing have no version: left out here, counted in the rows above.
+    v = f'{a}, adapter_version!=""'
+    per_version = f"sum by (adapter_version) (rate({req}{{{v}}}[$__rate_interval]))"
+    g.add(timeseries("Requests by version", targets((per_version, "{{adapter_version}}")), unit="reqps",
+                     desc="The version that served each request (driftloop_inference_adapter_version_info: its "
+                          "role); the canary's share follows its weight."))
+    g.add(timeseries("Server error ratio by version", targets((
+        f"(sum by (adapter_version) (rate({req}{{{v}, {SERVER_ERRORS}}}[$__rate_interval])) or {per_version} * 0)"
+        f" / {per_version}", "{{adapter_version}}")), unit="percentunit", threshold=0.05,
+        desc="Server-side codes only, as the alert; 0 for a version without errors."))
+    g.add(timeseries("Latency by version (successful calls)", quantiles(
+        "driftloop_inference_request_duration_seconds", "adapter_version", selector=v, qs=(0.5, 0.95)), unit="s",
+        threshold=5))
+    g.add(timeseries("Time to first token by version (streamed requests)", quantiles(
+        "driftloop_inference_time_to_first_token_seconds", "adapter_version", selector=v, qs=(0.5, 0.95)),
+        unit="s"))
+    g.add(timeseries("Completion tokens per answer by version", targets((
+        f'sum by (adapter_version) (rate(driftloop_inference_tokens_total{{{v}, kind="completion"}}'
+        f'[$__rate_interval])) / sum by (adapter_version) (rate({req}{{{v}, code="OK"}}[$__rate_interval]))',
+        "{{adapter_version}}")), desc="A version that answers longer is slower too."))
     g.add(table("Loaded versions", f"max by (version, role) (driftloop_inference_adapter_version_info{{{a}}})",
-                hide=("Value",)), w=8)
+                hide=("Value",), desc="Each version's role: stable, canary, draining or loaded."), w=8)
+
+    g.row("Rollouts")
     g.add(timeseries("Canary weight", targets(
-        (f"max(driftloop_inference_canary_weight{{{a}}})", "canary weight")), unit="percentunit"), w=8)
+        (f"max(driftloop_inference_canary_weight{{{a}}})", "canary weight")), unit="percentunit"), w=12)
     g.add(timeseries("Replicas serving each version", targets(
         (f"count by (version, role) (driftloop_inference_adapter_version_info{{{a}}})", "{{version}} {{role}}")),
-        desc="Every replica follows the rollout topic: all should serve the same versions."), w=8)
+        desc="Every replica follows the rollout topic: all should serve the same versions."), w=12)
 
     g.row("Quality: rates against thresholds")
     for name, unit in RATE_DETECTORS:

@@ -11,6 +11,7 @@ RULES_DIR = REPO / "deploy" / "prometheus"
 ALERTS = RULES_DIR / "alerts.yaml"
 RUNBOOKS = REPO / "deploy" / "runbooks"
 DASHBOARDS_DIR = REPO / "deploy" / "grafana" / "dashboards"
+ARGO_DIR = REPO / "deploy" / "argo"
 METRICS_DIR = REPO / "services" / "driftloop" / "core" / "metrics"
 TOOLS_BIN = REPO / ".tools" / "bin"
 DEPLOY_TOOLS_BIN = REPO / ".tools" / "deploy" / "bin"
@@ -23,3 +24,8 @@ def rule_files() -> list[Path]:
 
 def dashboard_files() -> list[Path]:
     return sorted(DASHBOARDS_DIR.glob("*.json"))
+
+
+def analysis_template_files() -> list[Path]:
+    """The Argo Rollouts AnalysisTemplates (deploy/argo/)."""
+    return sorted(ARGO_DIR.glob("*.y*ml"))

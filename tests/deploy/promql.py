@@ -14,6 +14,10 @@ Sources: the alert rules (deploy/prometheus/*.yaml, not the promtool tests), the
 (deploy/grafana/dashboards/*.json: panel targets, annotations, template-variable queries). PromQL is
 parsed with promql-parser (the Rust parser's Python bindings); where the files are:
 tests/deploy/paths.py; the metrics the services declare: tests/deploy/declared.py.
+
+The Argo Rollouts AnalysisTemplates (deploy/argo/) are apart: their queries only become PromQL once
+Argo has put in the run's arguments (``{{args.name}}``), so they are read by
+``analysis_expressions()`` and filled in by ``render_args()``, not listed by ``all_expressions()``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from pathlib import Path
 import promql_parser
 import yaml
 
-from tests.deploy.paths import REPO, dashboard_files, rule_files
+from tests.deploy.paths import REPO, analysis_template_files, dashboard_files, rule_files
 
 # Grafana's built-in interval variables, with values that make a valid query on a real Prometheus.
 GRAFANA_BUILTINS = {"__rate_interval": "1m", "__interval": "30s", "__range": "1h", "__range_s": "3600",
@@ -35,6 +39,7 @@ GRAFANA_BUILTINS = {"__rate_interval": "1m", "__interval": "30s", "__range": "1h
 METRIC_RE = re.compile(r"\b(driftloop_[a-zA-Z0-9_]+)\b")
 _VAR_RE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
 _LABEL_VALUES_RE = re.compile(r"^\s*label_values\(\s*(?:(.+),\s*)?(\w+)\s*\)\s*$")
+ARG_RE = re.compile(r"\{\{\s*args\.([\w-]+)\s*\}\}")
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ class Expr:
     """The alert or recording rule name; for dashboards 'dashboard uid / panel title / refId'."""
     expr: str
     kind: str
-    """'alert', 'record', 'panel', 'annotation' or 'variable'."""
+    """'alert', 'record', 'panel', 'annotation', 'variable' or 'analysis'."""
 
 
 def rule_expressions(paths: list[Path] | None = None) -> list[Expr]:
@@ -89,6 +94,33 @@ def dashboard_expressions(paths: list[Path] | None = None) -> list[Expr]:
                 q = f"group by ({m.group(2)}) ({m.group(1) or 'up'})"
             out.append(Expr(source, f"{uid} / variable {v['name']}", q, "variable"))
     return out
+
+
+def analysis_expressions(paths: list[Path] | None = None) -> list[Expr]:
+    """The Prometheus queries of the AnalysisTemplates, arguments not filled in (see render_args)."""
+    out = []
+    for path in paths or analysis_template_files():
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") not in ("AnalysisTemplate", "ClusterAnalysisTemplate"):
+                continue
+            for metric in doc["spec"]["metrics"]:
+                prom = metric.get("provider", {}).get("prometheus")
+                if prom:
+                    out.append(Expr(str(path.relative_to(REPO)), f"{doc['metadata']['name']} / {metric['name']}",
+                                    prom["query"].strip(), "analysis"))
+    return out
+
+
+def render_args(text: str, args: dict[str, str]) -> str:
+    """Argo's ``{{args.name}}`` substitution; an argument without a value is an error (Argo refuses
+    to start such a run too)."""
+
+    def sub(m: re.Match) -> str:
+        if m.group(1) not in args:
+            raise KeyError(f"argument {m.group(1)!r} has no value")
+        return args[m.group(1)]
+
+    return ARG_RE.sub(sub, text)
 
 
 def all_expressions() -> list[Expr]:

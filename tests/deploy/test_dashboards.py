@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 
 import pytest
 
 from tests.deploy.paths import DASHBOARDS_DIR, REPO
-from tests.deploy.promql import dashboard_expressions
+from tests.deploy.promql import dashboard_expressions, metric_names
 
 FILES = sorted(DASHBOARDS_DIR.glob("*.json"))
 
@@ -89,3 +90,17 @@ def test_adapter_drilldown_filters_by_alias():
                   if e.kind == "panel" and "$adapter_alias" not in e.expr]
     # the retrainer's dataset gauge has no alias label: the one panel allowed to show all
     assert unfiltered == ["driftloop-adapter / Last dataset rows / A"]
+
+
+def test_adapter_drilldown_shows_versions_side_by_side():
+    """Canary against stable: requests, server error ratio, latency and time to first token, each
+    per adapter_version (the label the inference service records the serving version in)."""
+    path = DASHBOARDS_DIR / "driftloop-adapter.json"
+    by_version = {e.name.split(" / ")[1]: e.expr for e in dashboard_expressions([path])
+                  if e.kind == "panel" and re.search(r"by \((le, )?adapter_version\)", e.expr)}
+    metrics = {"driftloop_inference_requests_total", "driftloop_inference_request_duration_seconds_bucket",
+               "driftloop_inference_time_to_first_token_seconds_bucket"}
+    assert metrics <= {m for expr in by_version.values() for m in metric_names(expr)}
+    titles = " | ".join(by_version).lower()
+    for topic in ("requests", "error ratio", "latency", "time to first token"):
+        assert topic in titles, f"no per-version panel about {topic!r}"

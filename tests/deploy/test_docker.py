@@ -19,6 +19,7 @@ from tests.deploy.paths import DOCKER, REPO
 
 DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
 SERVICES = {"inference": (50051, 9400), "monitor": (None, 9401), "retrainer": (None, 9402)}
+HTTP_PORT = 8000  # inference's OpenAI-compatible listener (DRIFTLOOP_INFERENCE_HTTP_PORT's default)
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -59,7 +60,14 @@ def test_image_is_pinned_non_root_and_health_checked(path):
     cmd = [v for k, v in ins if k == "CMD"][-1]
     assert cmd == f'["python", "-m", "driftloop.{service}"]'
     exposed = {int(p) for k, v in ins if k == "EXPOSE" for p in v.split()}
-    assert exposed == {p for p in SERVICES[service] if p}
+    assert exposed == {p for p in SERVICES[service] if p} | ({HTTP_PORT} if service == "inference" else set())
+
+
+def test_inference_image_serves_http_on_the_exposed_port():
+    ins = instructions(DOCKER / "inference.Dockerfile")
+    env = dict(re.findall(r"(\w+)=(\S+)", " ".join(v for k, v in ins if k == "ENV")))
+    assert env["DRIFTLOOP_INFERENCE_HTTP_PORT"] == str(HTTP_PORT) and env["DRIFTLOOP_INFERENCE_HOST"] == "0.0.0.0"
+    assert env.get("DRIFTLOOP_INFERENCE_OPENAI_HTTP", "true") == "true"  # on unless switched off
 
 
 def test_gpu_images_install_the_cuda_vllm_wheel():
@@ -131,6 +139,10 @@ def test_compose_file_loads_like_docker_compose_config(run, admin_token):
         assert svc["environment"]["DRIFTLOOP_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
         assert svc["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert "ensure_topics" in " ".join(services["monitor"]["command"])
+    # gRPC and the OpenAI-compatible HTTP API, published on the host's loopback only
+    ports = {p["target"]: p for p in services["inference"]["ports"]}
+    assert set(ports) == {50051, HTTP_PORT}
+    assert all(p["host_ip"] == "127.0.0.1" and p["published"] == str(p["target"]) for p in ports.values())
     assert services["inference"]["environment"]["DRIFTLOOP_INFERENCE_ADMIN_TOKEN"] == admin_token
     assert services["retrainer"]["environment"]["DRIFTLOOP_RETRAINER_INFERENCE_ADMIN_TOKEN"] == admin_token
     gpu = services["inference"]["deploy"]["resources"]["reservations"]["devices"][0]
@@ -147,6 +159,7 @@ def test_compose_cpu_override(run, admin_token):
     services = compose_config(run, "compose.yaml", "compose.cpu.yaml")["services"]
     assert services["inference"]["environment"]["DRIFTLOOP_INFERENCE_ENGINE"] == "hf"
     assert "deploy" not in services["inference"] and "deploy" not in services["retrainer"]
+    assert {p["target"] for p in services["inference"]["ports"]} == {50051, HTTP_PORT}
 
 
 def test_prometheus_scrapes_every_service():

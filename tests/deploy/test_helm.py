@@ -32,9 +32,12 @@ VALUE_SETS = {
                       "--set", "monitor.replicas=1", "--set", "adapters.persistence.enabled=false",
                       "--set", "kafka.tls.clientSecret=kafka-user", "--set", "kafka.tls.caSecret=kafka-ca",
                       "--set-json", 'model.initContainers=[{"name": "fetch-model", "image": "busybox:1.37", '
-                                    '"command": ["true"]}]'],
+                                    '"command": ["true"]}]',
+                      "--set-json", 'networkPolicy.clientsFrom=[{"namespaceSelector": {"matchLabels": '
+                                    '{"team": "apps"}}}]'],
     "monitor-only": ["--set", "inference.enabled=false", "--set", "retrainer.enabled=false"],
     "insecure-admin": ["--set", "auth.allowUnauthenticatedAdmin=true"],
+    "no-http": ["--set", "inference.http.enabled=false"],
 }
 
 
@@ -154,13 +157,16 @@ def test_default_release(rendered):
     inf = one(docs, "Deployment", "dl-driftloop-inference")
     c = container(inf)
     assert c["command"] == ["python", "-m", "driftloop.inference"]
-    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"grpc": 50051, "admin": 50052, "metrics": 9400}
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"grpc": 50051, "http": 8000, "admin": 50052,
+                                                                  "metrics": 9400}
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert c[probe]["grpc"] == {"port": 50051, "service": ""}, probe
     assert [e["name"] for e in c["env"]] == ["DRIFTLOOP_INFERENCE_REPLICA", "DRIFTLOOP_INFERENCE_ADMIN_TOKEN"]
     assert {r["configMapRef"]["name"] for r in c["envFrom"]} == {"dl-driftloop-kafka", "dl-driftloop-inference"}
     cm = one(docs, "ConfigMap", "dl-driftloop-inference")["data"]
     assert cm["DRIFTLOOP_INFERENCE_HOST"] == "0.0.0.0" and cm["DRIFTLOOP_INFERENCE_PORT"] == "50051"
+    # the OpenAI-compatible HTTP API, on by default, on its own named port
+    assert cm["DRIFTLOOP_INFERENCE_OPENAI_HTTP"] == "true" and cm["DRIFTLOOP_INFERENCE_HTTP_PORT"] == "8000"
     assert cm["DRIFTLOOP_INFERENCE_SPOOL_MAX_BYTES"] == "268435456"
     assert cm["DRIFTLOOP_INFERENCE_GPU_MEMORY_UTILIZATION"] == "0.9"
     assert cm["DRIFTLOOP_INFERENCE_MAX_CONCURRENT_RPCS"] == "256"
@@ -196,6 +202,9 @@ def test_default_release(rendered):
         mount = next(m for m in container(dep)["volumeMounts"] if m["name"] == "adapters")
         assert mount["mountPath"] == "/adapters" and mount.get("readOnly", False) is read_only
 
+    ports = {p["name"]: p for p in one(docs, "Service", "dl-driftloop-inference")["spec"]["ports"]}
+    assert {n: (p["port"], p["targetPort"], p["appProtocol"]) for n, p in ports.items() if n in ("grpc", "http")} == {
+        "grpc": (50051, "grpc", "grpc"), "http": (8000, "http", "http")}
     for name, port in (("inference", 9400), ("monitor", 9401), ("retrainer", 9402)):
         svc = one(docs, "Service", f"dl-driftloop-{name}")
         assert {p["name"]: p["port"] for p in svc["spec"]["ports"]}["metrics"] == port
@@ -215,14 +224,20 @@ def test_admin_token_is_generated_when_none_is_given(rendered):
         assert env[var]["valueFrom"]["secretKeyRef"] == {"name": "dl-driftloop", "key": "admin-token"}, name
 
 
+def _ingress(docs: list[dict], name: str) -> dict[tuple[str, ...], dict]:
+    """A NetworkPolicy's ingress rules by the ports each opens."""
+    spec = one(docs, "NetworkPolicy", name)["spec"]
+    assert spec["policyTypes"] == ["Ingress"]
+    return {tuple(p["port"] for p in r["ports"]): r for r in spec["ingress"]}
+
+
 def test_network_policies_keep_applications_off_admin(rendered):
-    """On by default: inference's admin port only from the retrainer's pods, gRPC and metrics open,
-    monitor and retrainer reachable on metrics only; no Kafka policy unless its pods are named."""
+    """On by default: inference's admin port only from the retrainer's pods, gRPC, HTTP and metrics
+    open, monitor and retrainer reachable on metrics only; no Kafka policy unless its pods are named."""
     docs = rendered["default"]
-    inf = one(docs, "NetworkPolicy", "dl-driftloop-inference")["spec"]
-    assert inf["policyTypes"] == ["Ingress"]
-    rules = {r["ports"][0]["port"]: r for r in inf["ingress"]}
-    assert set(rules) == {"grpc", "admin", "metrics"}
+    rules = _ingress(docs, "dl-driftloop-inference")
+    assert set(rules) == {("grpc", "http"), ("admin",), ("metrics",)}  # the applications' ports: one rule
+    rules = {ports[0]: r for ports, r in rules.items()}
     assert "from" not in rules["grpc"] and "from" not in rules["metrics"]
     assert rules["admin"]["from"] == [{"podSelector": {"matchLabels": {
         "app.kubernetes.io/name": "driftloop", "app.kubernetes.io/instance": "dl",
@@ -237,6 +252,26 @@ def test_network_policies_keep_applications_off_admin(rendered):
     assert strimzi["podSelector"]["matchLabels"]["strimzi.io/kind"] == "Kafka"
     assert strimzi["ingress"][0]["from"][0]["podSelector"]["matchLabels"] == {
         "app.kubernetes.io/instance": "dl", "app.kubernetes.io/name": "driftloop"}
+
+
+def test_applications_reach_http_exactly_like_grpc(rendered):
+    """networkPolicy.clientsFrom narrows gRPC and HTTP alike; admin stays the retrainer's."""
+    rules = _ingress(rendered["everything-on"], "dl-driftloop-inference")
+    apps = rules[("grpc", "http")]
+    assert apps["from"] == [{"namespaceSelector": {"matchLabels": {"team": "apps"}}}]
+    assert [p["protocol"] for p in apps["ports"]] == ["TCP", "TCP"]
+    assert rules[("admin",)]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "retrainer"
+
+
+def test_http_off_opens_and_exposes_nothing(rendered):
+    docs = rendered["no-http"]
+    cm = one(docs, "ConfigMap", "dl-driftloop-inference")["data"]
+    assert cm["DRIFTLOOP_INFERENCE_OPENAI_HTTP"] == "false" and "DRIFTLOOP_INFERENCE_HTTP_PORT" not in cm
+    c = container(one(docs, "Deployment", "dl-driftloop-inference"))
+    assert [p["name"] for p in c["ports"]] == ["grpc", "admin", "metrics"]
+    svc = one(docs, "Service", "dl-driftloop-inference")
+    assert [p["name"] for p in svc["spec"]["ports"]] == ["grpc", "admin", "metrics"]
+    assert set(_ingress(docs, "dl-driftloop-inference")) == {("grpc",), ("admin",), ("metrics",)}
 
 
 def test_insecure_admin_only_by_explicit_switch(rendered):
@@ -358,6 +393,9 @@ def test_inline_secrets_and_tls(rendered):
     assert renv["DRIFTLOOP_RETRAINER_INFERENCE_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "admin-token"
     cm = one(docs, "ConfigMap", "dl-driftloop-inference")["data"]
     assert cm["DRIFTLOOP_INFERENCE_TLS_CERT_FILE"] == "/etc/driftloop/tls/tls.crt"
+    # the HTTP listener serves the same certificate: its Service port says so
+    http = next(p for p in one(docs, "Service", "dl-driftloop-inference")["spec"]["ports"] if p["name"] == "http")
+    assert http["appProtocol"] == "https"
     # native gRPC probes cannot speak TLS: the image's health script checks over TLS instead
     probe = c["readinessProbe"]["exec"]["command"]
     assert probe[0] == "driftloop-grpc-health" and "--tls-ca" in probe

@@ -207,17 +207,22 @@ class DataPlane:
         return self.engine.tokenize(req.prompt)
 
     def _record(self, req: GenerationRequest, out: Outcome) -> None:
+        """Count the request under the version that served it. Labels stay bounded: the alias only when
+        routed or one of its loaded versions served it, the version only when loaded. The caller runs
+        this right after releasing the version, with no await in between, so it lands before an unload
+        can finish and remove the version's series (InferenceMetrics.keep_versions)."""
         method = "GenerateStream" if req.stream else "Generate"
         alias = req.adapter_alias
-        alias = alias if self.registry.route(alias) else ("" if not alias else "unknown")
-        model = self.s.model_name
-        self.m.requests.labels(method, model, alias, out.code.name, req.transport).inc()
+        if not (out.adapter_version or self.registry.route(alias)):
+            alias = "" if not alias else "unknown"
+        served = self.m.served_by(alias, out.adapter_version)
+        served.requests(method, out.code.name, req.transport).inc()
         if out.code == grpc.StatusCode.OK:
-            self.m.latency.labels(method, model, alias, req.transport).observe(out.latency)
+            served.latency(method, req.transport).observe(out.latency)
             if out.ttft is not None:
-                self.m.ttft.labels(model, alias).observe(out.ttft)
-            self.m.tokens.labels(model, alias, "prompt").inc(out.prompt_tokens)
-            self.m.tokens.labels(model, alias, "completion").inc(out.completion_tokens)
+                served.ttft().observe(out.ttft)
+            served.tokens("prompt").inc(out.prompt_tokens)
+            served.tokens("completion").inc(out.completion_tokens)
 
     def submit_feedback(self, req: FeedbackRequest, authenticated: bool = False) -> str:
         """Validate, count and publish one piece of feedback; returns its feedback id."""

@@ -4,6 +4,7 @@ server (Inference, AdapterAdmin, health, reflection) and the metrics endpoint.""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import time
@@ -94,7 +95,7 @@ class InferenceApp:
         Path(self.s.adapter_root).mkdir(parents=True, exist_ok=True)
         self.registry = AdapterRegistry(self.s.adapter_root, self.s.max_lora_rank,
                                         self.engine.lora_target_modules(), add, remove)
-        self.registry.on_change = self._publish_adapter_metrics
+        self.registry.on_change = functools.partial(publish_adapter_metrics, self.registry, self.metrics)
 
     def _grpc_server(self, auth: AdminAuth) -> grpc.aio.Server:
         # maximum_concurrent_rpcs: calls beyond it are refused with RESOURCE_EXHAUSTED by gRPC itself.
@@ -151,18 +152,6 @@ class InferenceApp:
         if not self.follower.caught_up.is_set():
             log.warning("rollout topic not caught up after %.0f s; serving what is loaded", s.rollout_catch_up_s)
 
-    def _publish_adapter_metrics(self) -> None:
-        g = self.metrics.adapter_version
-        g.clear()
-        for v in self.registry.versions():
-            route = self.registry.route(v.alias)
-            role = "stable" if route and route.stable == v.version else (
-                "canary" if route and route.canary == v.version else "draining" if v.draining else "loaded")
-            g.labels(v.alias, v.version, role).set(1)
-        self.metrics.canary_weight.clear()
-        for r in self.registry.routes():
-            self.metrics.canary_weight.labels(r.alias).set(r.canary_weight)
-
     async def stop(self) -> None:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -179,6 +168,23 @@ class InferenceApp:
         await self.engine.shutdown()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
+
+
+def publish_adapter_metrics(registry: AdapterRegistry, metrics: InferenceMetrics) -> None:
+    """The registry's on_change hook: versions and their roles, canary weights, and the request series
+    of versions no longer loaded removed (so ``adapter_version`` stays bounded by what is loaded)."""
+    g = metrics.adapter_version
+    g.clear()
+    loaded = registry.versions()
+    for v in loaded:
+        route = registry.route(v.alias)
+        role = "stable" if route and route.stable == v.version else (
+            "canary" if route and route.canary == v.version else "draining" if v.draining else "loaded")
+        g.labels(v.alias, v.version, role).set(1)
+    metrics.canary_weight.clear()
+    for r in registry.routes():
+        metrics.canary_weight.labels(r.alias).set(r.canary_weight)
+    metrics.keep_versions((v.alias, v.version) for v in loaded)
 
 
 async def serve(settings: InferenceSettings) -> int:

@@ -27,9 +27,12 @@ module, ~3 minutes with vLLM's start):
 - on A also: streaming calls, a caller mistake (INVALID_ARGUMENT), server-side deadline errors
   (DEADLINE_EXCEEDED: a request without a client deadline gets the service's default, set tiny
   here); an unknown alias (NOT_FOUND); an adapter refused before load; a poison record on the
-  predictions topic (dead-lettered by the monitor).
+  predictions topic (dead-lettered by the monitor). Those calls again once A's candidate is
+  promoted: the request series are per adapter version, and the version they were first made on is
+  unloaded (its series removed with it).
 
-The dashboards' ``$adapter_alias`` is A.
+The dashboards' ``$adapter_alias`` is A. The Argo AnalysisTemplate's queries (deploy/argo/) are run
+with A's serving version as both canary and stable.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ from driftloop.retrainer.train import render_prompt
 from driftloop.v1 import events_pb2, inference_pb2_grpc
 from driftloop.v1 import inference_pb2 as pb
 from tests.deploy.paths import REPO, rule_files
-from tests.deploy.promql import all_expressions, data_operands, render
+from tests.deploy.promql import all_expressions, analysis_expressions, data_operands, render, render_args
 from tests.integration.helpers import metric, scrape, start_group_at_end
 
 pytestmark = pytest.mark.integration
@@ -393,6 +396,8 @@ def live(kafka_broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> 
         with background_traffic(stub, aliases["a"]) as stop_a:
             _wait_outcomes(f"http://127.0.0.1:{ports['retrainer']}/metrics", aliases, live,
                            lambda role: stop_a.set() if role == "a" else None, timeout=300)
+        # A now serves its promoted version; v0 is unloaded and its request series are gone with it.
+        _extras(stub, aliases["a"], random.Random(7))
         print(f"services up after {live.ready_s:.0f}s; triggers → 4 outcomes in "
               f"{time.monotonic() - t_traffic:.0f}s")
         yield live
@@ -423,6 +428,25 @@ def test_every_dashboard_query_and_alert_returns_data(live: Live) -> None:
     assert not missing, "\n".join(missing)
     print(f"{len(all_expressions())} expressions, "
           f"{sum(len(data_operands(render(e.expr))) for e in all_expressions())} operands: all return data")
+
+
+def test_analysis_template_queries_return_data(live: Live) -> None:
+    """The AnalysisTemplate's queries select the live series: with A's serving version as both canary
+    and stable, its error ratio increase is 0 and its p95 latency ratio 1."""
+    prom = live.prometheus
+    alias = live.aliases["a"]
+    [info] = prom.query(f'driftloop_inference_adapter_version_info{{adapter_alias="{alias}", role="stable"}}')
+    version = info["metric"]["version"]
+    assert version != "v0", "A's candidate was promoted"
+    args = {"adapter-alias": alias, "canary-version": version, "stable-version": version, "min-requests": "1"}
+    values = {}
+    for e in analysis_expressions():
+        [sample] = prom.query(render_args(e.expr, args))
+        values[e.name.split(" / ")[1]] = float(sample["value"][1])
+    assert values == {"error-ratio-increase": 0.0, "p95-latency-ratio": 1.0}, values
+    # the unloaded version's series are gone: the label only holds loaded versions
+    gone = prom.query(f'driftloop_inference_requests_total{{adapter_alias="{alias}", adapter_version="v0"}}')
+    assert not gone, gone
 
 
 def _alert_rules(prom: Prometheus) -> dict[str, dict]:

@@ -81,7 +81,7 @@ class PlaneHarness:
 
     def requests(self, code: str, method: str = "Generate") -> float:
         return self.value("driftloop_inference_requests_total", method=method, model="fake", adapter_alias="",
-                          code=code, transport="grpc")
+                          adapter_version="", code=code, transport="grpc")
 
     def events(self, topic: str = PREDICTIONS.name) -> list:
         return [e for t, _, e in self.emitter.sent if t == topic]

@@ -37,7 +37,7 @@ def test_chat_completion_shape_usage_and_one_http_event(client, h) -> None:
     [ev] = h.events()
     assert ev.transport == "http" and ev.messages[0].content == "hi" and not ev.stream
     assert h.value("driftloop_inference_requests_total", method="Generate", model="fake", adapter_alias="",
-                   code="OK", transport="http") == 1
+                   adapter_version="", code="OK", transport="http") == 1
 
 
 def test_chat_stream_is_server_sent_events_ending_in_done(client, h) -> None:
