@@ -9,6 +9,8 @@ its own before it; assistant turns are earlier answers.
 
 from __future__ import annotations
 
+from driftloop.v1 import events_pb2
+
 QA_CHAT_TEMPLATE = (
     "{{ bos_token }}"
     "{% for m in messages %}"
@@ -19,3 +21,13 @@ QA_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}A:{% endif %}"
 )
+
+
+def asked(event: events_pb2.PredictionEvent) -> str | None:
+    """What the user asked in a prediction that came as a conversation: its last user turn (the
+    system prompt and the history are the application's); None for a raw prompt. The monitor embeds
+    it, the retrainer takes it as the question a correction answers."""
+    for m in reversed(event.messages):
+        if m.role == "user":
+            return m.content
+    return None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from driftloop.core.chat import asked
 from driftloop.core.timestamps import seconds
 from driftloop.monitor.signals import CHI2_SIGNALS, FEATURES, KS_SIGNALS
 from driftloop.v1 import events_pb2
@@ -63,10 +64,8 @@ def embedded_text(e: events_pb2.PredictionEvent) -> str:
     """What the input-drift test embeds: for a conversation its last user turn (what the user asks
     now; the system prompt and the history are the application's, the same for many requests),
     otherwise the prompt."""
-    for m in reversed(e.messages):
-        if m.role == "user":
-            return m.content
-    return e.prompt
+    question = asked(e)
+    return e.prompt if question is None else question
 
 
 @dataclass

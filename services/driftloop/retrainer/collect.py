@@ -13,6 +13,7 @@ from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
 from driftloop.core import codec
+from driftloop.core.chat import asked
 from driftloop.core.settings import KafkaSettings
 from driftloop.core.timestamps import seconds
 from driftloop.core.topics import FEEDBACK, PREDICTIONS, TopicSpec
@@ -60,6 +61,13 @@ def scan_events(settings: KafkaSettings, topic: TopicSpec, since: float, cls: ty
             continue
 
 
+def question_of(p: events_pb2.PredictionEvent, template: str) -> str:
+    """The question a prediction answered: a conversation's last user turn (training rows stay
+    "Q: …\nA:" rows for now), or a raw prompt read back through the prompt template."""
+    question = asked(p)
+    return question_from_prompt(p.prompt, template) if question is None else question.strip()
+
+
 def collect_feedback(settings: KafkaSettings, alias: str, since: float, template: str,
                      confirmed_since: float | None = None) -> list[Example]:
     """Examples for ``alias`` from feedback joined to its prediction: corrections since ``since``
@@ -80,7 +88,7 @@ def collect_feedback(settings: KafkaSettings, alias: str, since: float, template
         if fb is None or p.adapter_alias != alias or p.error_code:
             continue
         correction = fb.correction.strip()
-        out.append(Example(question_from_prompt(p.prompt, template), correction or p.completion.strip(),
+        out.append(Example(question_of(p, template), correction or p.completion.strip(),
                            "feedback" if correction else "confirmed", p.tags.get("slice", ""),
                            seconds(fb.time)))
     return out

@@ -1,0 +1,20 @@
+"""The question a correction answers, read from its prediction (retrainer/collect.py)."""
+
+from __future__ import annotations
+
+from driftloop.retrainer.collect import question_of
+from driftloop.retrainer.train import PROMPT_TEMPLATE
+from driftloop.v1 import events_pb2
+
+
+def test_a_raw_prompt_is_read_back_through_the_template() -> None:
+    p = events_pb2.PredictionEvent(prompt="Q: How often does route 4 run?\nA:")
+    assert question_of(p, PROMPT_TEMPLATE) == "How often does route 4 run?"
+
+
+def test_a_conversation_gives_its_last_user_turn_not_the_rendered_prompt() -> None:
+    p = events_pb2.PredictionEvent(prompt="<s>You answer riders.\nQ: first\nA: x\nQ: how often is route 4 \nA:")
+    for role, content in [("system", "You answer riders."), ("user", "first"), ("assistant", "x"),
+                          ("user", "how often is route 4 ")]:
+        p.messages.add(role=role, content=content)
+    assert question_of(p, PROMPT_TEMPLATE) == "how often is route 4"
