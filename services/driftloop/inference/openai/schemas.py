@@ -16,6 +16,10 @@ from driftloop.inference.errors import InvalidRequest
 from driftloop.v1 import events_pb2
 
 MAX_STOP_ITEMS = 16  # the data plane allows fewer; this only bounds parsing
+# OpenAI options the service cannot honour, refused by name unless sent with a value meaning "off"
+UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call", "echo", "suffix", "best_of", "logit_bias",
+               "top_logprobs")
+OFF = (None, False, [], {}, "", "none")
 
 
 class _Body(BaseModel):
@@ -68,9 +72,9 @@ class _Generation(_Body):
         if self.logprobs:
             raise InvalidRequest("logprobs are not returned (usage carries no per-token logprobs); leave it unset")
         extra = self.model_extra or {}
-        for name in ("tools", "functions", "tool_choice", "function_call", "echo", "suffix", "best_of",
-                     "logit_bias", "top_logprobs"):
-            if extra.get(name) not in (None, False, [], {}, 1 if name == "best_of" else None):
+        for name in UNSUPPORTED:
+            value = extra.get(name)
+            if value not in OFF and not (name == "best_of" and value == 1):
                 raise InvalidRequest(f"{name} is not supported")
         fmt = extra.get("response_format")
         if isinstance(fmt, dict) and fmt.get("type") not in (None, "text"):
