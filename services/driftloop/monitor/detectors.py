@@ -36,7 +36,7 @@ def run_window_tests(s: MonitorSettings, backend: DriftBackend, reference: list[
     reference (built once per reference by the caller)."""
     out: dict[str, Tested] = {}
     emb = [x.embedding for x in window if x.embedding is not None]
-    if emb and len(ref_embeddings) >= s.mmd_min_reference:
+    if len(emb) >= s.mmd_min_window and len(ref_embeddings) >= s.mmd_min_reference:
         out["input_embedding"] = _timed(lambda: backend.mmd(mmd_reference(), np.stack(emb)), len(emb))
     current = [x.features for x in window]
     for name in KS_SIGNALS:

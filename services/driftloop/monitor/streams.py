@@ -71,19 +71,19 @@ class Stream:
     def has_reference(self) -> bool:
         return len(self.ref_features) >= self.s.reference_size
 
-    def wants_embedding(self, sampled: Sequence[bool]) -> list[bool]:
-        """Which of this stream's next ``len(sampled)`` predictions to embed, in order (``sampled``:
-        whether the load shedder lets each one in): every reference prompt; in each window the
-        sampled ones, at most ``embed_max_per_window``."""
+    def wants_embedding(self, draws: Sequence[float], share: float) -> list[bool]:
+        """Which of this stream's next ``len(draws)`` predictions to embed, in order: every reference
+        prompt; in each window those whose embedding draw (``shedding.embedding_draw``) is below
+        ``share``, at most ``embed_max_per_window``."""
         reference_left = max(0, self.s.reference_size - len(self.ref_features))
         filled, embedded = len(self.window), sum(1 for x in self.window if x.embedding is not None)
         out = []
-        for ok in sampled:
+        for draw in draws:
             if reference_left:
                 reference_left -= 1
                 out.append(True)
                 continue
-            want = ok and embedded < self.s.embed_max_per_window
+            want = draw < share and embedded < self.s.embed_max_per_window
             out.append(want)
             filled, embedded = filled + 1, embedded + int(want)
             if filled == self.s.window_size:  # the window closes: the next one starts empty
