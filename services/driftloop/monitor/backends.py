@@ -41,11 +41,26 @@ class DriftBackend(abc.ABC):
     def mmd(self, prepared: object, window: np.ndarray) -> TestResult: ...
 
     @abc.abstractmethod
-    def ks(self, reference: np.ndarray, window: np.ndarray, corrections: int) -> TestResult: ...
+    def prepare_ks(self, reference: np.ndarray, corrections: int) -> object:
+        """Build a two-sample KS test against one numeric feature of a reference (once per reference);
+        ``corrections``: the Bonferroni divisor of the p-value."""
 
     @abc.abstractmethod
-    def chi2(self, reference: np.ndarray, window: np.ndarray, corrections: int) -> TestResult:
-        """Categorical samples as non-negative ints."""
+    def ks(self, prepared: object, window: np.ndarray) -> TestResult: ...
+
+    @abc.abstractmethod
+    def prepare_chi2(self, reference: np.ndarray, corrections: int) -> object:
+        """Build a chi-squared test against one categorical feature (non-negative ints) of a reference."""
+
+    @abc.abstractmethod
+    def chi2(self, prepared: object, window: np.ndarray) -> TestResult: ...
+
+
+@dataclass(frozen=True)
+class _Univariate:
+    reference: np.ndarray
+    p: float  # the p-value threshold after correction
+    detector: object = None  # alibi's, built once per reference
 
 
 class AlibiBackend(DriftBackend):
@@ -66,21 +81,29 @@ class AlibiBackend(DriftBackend):
         return TestResult(float(d["distance"]), float(d["p_val"]), float(d["threshold"]),
                           float(d["distance_threshold"]), bool(d["is_drift"]))
 
-    def ks(self, reference: np.ndarray, window: np.ndarray, corrections: int) -> TestResult:
+    def prepare_ks(self, reference: np.ndarray, corrections: int) -> object:
         p = self.p_value / corrections
-        det = self._ks_cls(reference.reshape(-1, 1).astype(np.float32), p_val=p, correction="bonferroni")
-        d = det.predict(window.reshape(-1, 1).astype(np.float32))["data"]
-        pv = float(np.asarray(d["p_val"]).ravel()[0])
-        return TestResult(float(np.asarray(d["distance"]).ravel()[0]), pv, p, None, pv < p)
+        return _Univariate(reference, p, self._ks_cls(reference.reshape(-1, 1).astype(np.float32), p_val=p,
+                                                      correction="bonferroni"))
 
-    def chi2(self, reference: np.ndarray, window: np.ndarray, corrections: int) -> TestResult:
-        p = self.p_value / corrections
-        if len(np.union1d(reference, window)) < 2:
-            return TestResult(0.0, 1.0, p, None, False)
-        det = self._chi2_cls(reference.reshape(-1, 1).astype(np.int64), p_val=p, correction="bonferroni")
-        d = det.predict(window.reshape(-1, 1).astype(np.int64))["data"]
+    def ks(self, prepared: object, window: np.ndarray) -> TestResult:
+        assert isinstance(prepared, _Univariate)
+        d = prepared.detector.predict(window.reshape(-1, 1).astype(np.float32))["data"]  # type: ignore[attr-defined]
         pv = float(np.asarray(d["p_val"]).ravel()[0])
-        return TestResult(float(np.asarray(d["distance"]).ravel()[0]), pv, p, None, pv < p)
+        return TestResult(float(np.asarray(d["distance"]).ravel()[0]), pv, prepared.p, None, pv < prepared.p)
+
+    def prepare_chi2(self, reference: np.ndarray, corrections: int) -> object:
+        p = self.p_value / corrections
+        return _Univariate(reference, p, self._chi2_cls(reference.reshape(-1, 1).astype(np.int64), p_val=p,
+                                                        correction="bonferroni"))
+
+    def chi2(self, prepared: object, window: np.ndarray) -> TestResult:
+        assert isinstance(prepared, _Univariate)
+        if len(np.union1d(prepared.reference, window)) < 2:
+            return TestResult(0.0, 1.0, prepared.p, None, False)
+        d = prepared.detector.predict(window.reshape(-1, 1).astype(np.int64))["data"]  # type: ignore[attr-defined]
+        pv = float(np.asarray(d["p_val"]).ravel()[0])
+        return TestResult(float(np.asarray(d["distance"]).ravel()[0]), pv, prepared.p, None, pv < prepared.p)
 
 
 @dataclass(frozen=True)
@@ -95,6 +118,9 @@ class ScipyBackend(DriftBackend):
 
     def __init__(self, p_value: float, permutations: int, seed: int = 0) -> None:
         super().__init__(p_value, permutations)
+        from scipy.stats import chi2_contingency, ks_2samp  # at start: the import takes seconds
+
+        self._ks_2samp, self._chi2_contingency = ks_2samp, chi2_contingency
         self._rng = np.random.default_rng(seed)
 
     def prepare_mmd(self, reference: np.ndarray) -> object:
@@ -129,22 +155,25 @@ class ScipyBackend(DriftBackend):
         p = float((null >= observed).mean())
         return TestResult(observed, p, self.p_value, float(np.quantile(null, 1 - self.p_value)), p < self.p_value)
 
-    def ks(self, reference: np.ndarray, window: np.ndarray, corrections: int) -> TestResult:
-        from scipy.stats import ks_2samp
+    def prepare_ks(self, reference: np.ndarray, corrections: int) -> object:
+        return _Univariate(reference, self.p_value / corrections)
 
-        p = self.p_value / corrections
-        res = ks_2samp(reference, window)
-        return TestResult(float(res.statistic), float(res.pvalue), p, None, float(res.pvalue) < p)
+    def ks(self, prepared: object, window: np.ndarray) -> TestResult:
+        assert isinstance(prepared, _Univariate)
+        res = self._ks_2samp(prepared.reference, window)
+        return TestResult(float(res.statistic), float(res.pvalue), prepared.p, None, float(res.pvalue) < prepared.p)
 
-    def chi2(self, reference: np.ndarray, window: np.ndarray, corrections: int) -> TestResult:
-        from scipy.stats import chi2_contingency
+    def prepare_chi2(self, reference: np.ndarray, corrections: int) -> object:
+        return _Univariate(reference, self.p_value / corrections)
 
-        p = self.p_value / corrections
+    def chi2(self, prepared: object, window: np.ndarray) -> TestResult:
+        assert isinstance(prepared, _Univariate)
+        reference, p = prepared.reference, prepared.p
         cats = np.union1d(reference, window)
         if len(cats) < 2:
             return TestResult(0.0, 1.0, p, None, False)
         table = np.array([[np.sum(reference == c) for c in cats], [np.sum(window == c) for c in cats]])
-        stat, pv, _, _ = chi2_contingency(table)
+        stat, pv, _, _ = self._chi2_contingency(table)
         return TestResult(float(stat), float(pv), p, None, float(pv) < p)
 
 

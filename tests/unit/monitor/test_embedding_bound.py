@@ -12,7 +12,7 @@ import pytest
 
 from driftloop.core.ids import request_bucket
 from driftloop.monitor.backends import ScipyBackend
-from driftloop.monitor.detectors import run_window_tests
+from driftloop.monitor.detectors import PreparedReference, run_window_tests
 from driftloop.monitor.features import Features, Sample
 from driftloop.monitor.settings import MonitorSettings
 from driftloop.monitor.shedding import embedding_draw
@@ -91,17 +91,14 @@ def test_too_few_window_embeddings_get_no_mmd_verdict() -> None:
     s = MonitorSettings(reference_size=30, window_size=20, embed_max_per_window=10, mmd_min_window=5)
     rng = np.random.default_rng(0)
     f = Features(5, 7, -0.5, 0, 0)
-    ref = [f] * 30
-    ref_emb = list(rng.normal(size=(30, 8)))
-    backend = ScipyBackend(0.01, 50)
+    reference = PreparedReference(ScipyBackend(0.01, 50), [f] * 30, list(rng.normal(size=(30, 8))))
 
     def window(embedded: int) -> list[Sample]:
         return [Sample("p", f, False, 0.1, T0, rng.normal(size=8) if i < embedded else None) for i in range(20)]
 
-    prepared = backend.prepare_mmd(np.stack(ref_emb))
     for few in (1, 4):  # with one, MMD² is 0/0: NaN, p = 0 -- a false alarm (alibi: ZeroDivisionError)
-        assert "input_embedding" not in run_window_tests(s, backend, ref, ref_emb, lambda: prepared, window(few))
-    tested = run_window_tests(s, backend, ref, ref_emb, lambda: prepared, window(5))
+        assert "input_embedding" not in run_window_tests(s, reference, window(few))
+    tested = run_window_tests(s, reference, window(5))
     assert tested["input_embedding"].samples == 5 and np.isfinite(tested["input_embedding"].result.statistic)
 
 
