@@ -41,11 +41,26 @@ class DriftBackend(abc.ABC):
     def mmd(self, prepared: object, window: np.ndarray) -> TestResult: ...
 
     @abc.abstractmethod
-    def ks(self, reference: np.ndarray, window: np.ndarray, corrections: int) -> TestResult: ...
+    def prepare_ks(self, reference: np.ndarray, corrections: int) -> object:
+        """Build a two-sample KS test against one numeric feature of a reference (once per reference);
+        ``corrections``: the Bonferroni divisor of the p-value."""
 
     @abc.abstractmethod
-    def chi2(self, reference: np.ndarray, window: np.ndarray, corrections: int) -> TestResult:
-        """Categorical samples as non-negative ints."""
+    def ks(self, prepared: object, window: np.ndarray) -> TestResult: ...
+
+    @abc.abstractmethod
+    def prepare_chi2(self, reference: np.ndarray, corrections: int) -> object:
+        """Build a chi-squared test against one categorical feature (non-negative ints) of a reference."""
+
+    @abc.abstractmethod
+    def chi2(self, prepared: object, window: np.ndarray) -> TestResult: ...
+
+
+@dataclass(frozen=True)
+class _Univariate:
+    reference: np.ndarray
+    p: float  # the p-value threshold after correction
+    detector: object = None  # alibi's, built once per reference
 
 
 class AlibiBackend(DriftBackend):
@@ -66,21 +81,36 @@ class AlibiBackend(DriftBackend):
         return TestResult(float(d["distance"]), float(d["p_val"]), float(d["threshold"]),
                           float(d["distance_threshold"]), bool(d["is_drift"]))
 
-    def ks(self, reference: np.ndarray, window: np.ndarray, corrections: int) -> TestResult:
+    def prepare_ks(self, reference: np.ndarray, corrections: int) -> object:
         p = self.p_value / corrections
-        det = self._ks_cls(reference.reshape(-1, 1).astype(np.float32), p_val=p, correction="bonferroni")
-        d = det.predict(window.reshape(-1, 1).astype(np.float32))["data"]
-        pv = float(np.asarray(d["p_val"]).ravel()[0])
-        return TestResult(float(np.asarray(d["distance"]).ravel()[0]), pv, p, None, pv < p)
+        return _Univariate(reference, p, self._ks_cls(reference.reshape(-1, 1).astype(np.float32), p_val=p,
+                                                      correction="bonferroni"))
 
-    def chi2(self, reference: np.ndarray, window: np.ndarray, corrections: int) -> TestResult:
-        p = self.p_value / corrections
-        if len(np.union1d(reference, window)) < 2:
-            return TestResult(0.0, 1.0, p, None, False)
-        det = self._chi2_cls(reference.reshape(-1, 1).astype(np.int64), p_val=p, correction="bonferroni")
-        d = det.predict(window.reshape(-1, 1).astype(np.int64))["data"]
+    def ks(self, prepared: object, window: np.ndarray) -> TestResult:
+        assert isinstance(prepared, _Univariate)
+        d = prepared.detector.predict(window.reshape(-1, 1).astype(np.float32))["data"]  # type: ignore[attr-defined]
         pv = float(np.asarray(d["p_val"]).ravel()[0])
-        return TestResult(float(np.asarray(d["distance"]).ravel()[0]), pv, p, None, pv < p)
+        return TestResult(float(np.asarray(d["distance"]).ravel()[0]), pv, prepared.p, None, pv < prepared.p)
+
+    def prepare_chi2(self, reference: np.ndarray, corrections: int) -> object:
+        p = self.p_value / corrections
+        return _Univariate(reference, p, self._chi2_cls(reference.reshape(-1, 1).astype(np.int64), p_val=p,
+                                                        correction="bonferroni"))
+
+    def chi2(self, prepared: object, window: np.ndarray) -> TestResult:
+        assert isinstance(prepared, _Univariate)
+        if len(np.union1d(prepared.reference, window)) < 2:
+            return TestResult(0.0, 1.0, prepared.p, None, False)
+        d = prepared.detector.predict(window.reshape(-1, 1).astype(np.int64))["data"]  # type: ignore[attr-defined]
+        pv = float(np.asarray(d["p_val"]).ravel()[0])
+        return TestResult(float(np.asarray(d["distance"]).ravel()[0]), pv, prepared.p, None, pv < prepared.p)
+
+
+@dataclass(frozen=True)
+class _MMDReference:
+    ref: np.ndarray  # the reference embeddings (float64)
+    sigma2: float  # the RBF bandwidth (median heuristic on the reference)
+    k_rr: np.ndarray  # the reference's kernel block, zero diagonal
 
 
 class ScipyBackend(DriftBackend):
@@ -88,44 +118,62 @@ class ScipyBackend(DriftBackend):
 
     def __init__(self, p_value: float, permutations: int, seed: int = 0) -> None:
         super().__init__(p_value, permutations)
+        from scipy.stats import chi2_contingency, ks_2samp  # at start: the import takes seconds
+
+        self._ks_2samp, self._chi2_contingency = ks_2samp, chi2_contingency
         self._rng = np.random.default_rng(seed)
 
     def prepare_mmd(self, reference: np.ndarray) -> object:
         ref = reference.astype(np.float64)
         d2 = _sq_dists(ref, ref)
         sigma2 = float(np.median(d2[d2 > 0])) if np.any(d2 > 0) else 1.0
-        return ref, sigma2
+        k_rr = np.exp(-d2 / sigma2)
+        np.fill_diagonal(k_rr, 0.0)
+        return _MMDReference(ref, sigma2, k_rr)
 
     def mmd(self, prepared: object, window: np.ndarray) -> TestResult:
-        ref, sigma2 = prepared  # type: ignore[misc]
-        z = np.concatenate([ref, window.astype(np.float64)])
-        k = np.exp(-_sq_dists(z, z) / sigma2)
-        n = len(ref)
-        observed = _mmd2(k, np.arange(len(z)) < n)
-        null = np.empty(self.permutations)
-        for i in range(self.permutations):
-            mask = np.zeros(len(z), dtype=bool)
-            mask[self._rng.permutation(len(z))[:n]] = True
-            null[i] = _mmd2(k, mask)
+        """MMD² (unbiased, RBF kernel) of reference vs window and a permutation test, vectorised: the
+        reference's kernel block is computed once per reference (``prepare_mmd``), each window adds
+        its own blocks, and all permutations are scored with one matrix product (each permutation
+        picks the ``m`` samples that play the window; MMD² follows from their kernel sums)."""
+        assert isinstance(prepared, _MMDReference)
+        ref, w = prepared.ref, window.astype(np.float64)
+        n, m = len(ref), len(w)
+        k = np.empty((n + m, n + m))
+        k[:n, :n] = prepared.k_rr
+        k[:n, n:] = np.exp(-_sq_dists(ref, w) / prepared.sigma2)
+        k[n:, :n] = k[:n, n:].T
+        k[n:, n:] = np.exp(-_sq_dists(w, w) / prepared.sigma2)
+        np.fill_diagonal(k[n:, n:], 0.0)
+        rows = k.sum(1)
+        observed = _mmd2_from_sums(float(rows.sum()), float(rows[n:].sum()), float(k[n:, n:].sum()), n, m)
+        picks = np.argpartition(self._rng.random((self.permutations, n + m)), m, axis=1)[:, :m]
+        as_window = np.zeros((self.permutations, n + m))
+        np.put_along_axis(as_window, picks, 1.0, axis=1)
+        syy = ((as_window @ k) * as_window).sum(1)
+        null = _mmd2_from_sums(float(rows.sum()), as_window @ rows, syy, n, m)
         p = float((null >= observed).mean())
         return TestResult(observed, p, self.p_value, float(np.quantile(null, 1 - self.p_value)), p < self.p_value)
 
-    def ks(self, reference: np.ndarray, window: np.ndarray, corrections: int) -> TestResult:
-        from scipy.stats import ks_2samp
+    def prepare_ks(self, reference: np.ndarray, corrections: int) -> object:
+        return _Univariate(reference, self.p_value / corrections)
 
-        p = self.p_value / corrections
-        res = ks_2samp(reference, window)
-        return TestResult(float(res.statistic), float(res.pvalue), p, None, float(res.pvalue) < p)
+    def ks(self, prepared: object, window: np.ndarray) -> TestResult:
+        assert isinstance(prepared, _Univariate)
+        res = self._ks_2samp(prepared.reference, window)
+        return TestResult(float(res.statistic), float(res.pvalue), prepared.p, None, float(res.pvalue) < prepared.p)
 
-    def chi2(self, reference: np.ndarray, window: np.ndarray, corrections: int) -> TestResult:
-        from scipy.stats import chi2_contingency
+    def prepare_chi2(self, reference: np.ndarray, corrections: int) -> object:
+        return _Univariate(reference, self.p_value / corrections)
 
-        p = self.p_value / corrections
+    def chi2(self, prepared: object, window: np.ndarray) -> TestResult:
+        assert isinstance(prepared, _Univariate)
+        reference, p = prepared.reference, prepared.p
         cats = np.union1d(reference, window)
         if len(cats) < 2:
             return TestResult(0.0, 1.0, p, None, False)
         table = np.array([[np.sum(reference == c) for c in cats], [np.sum(window == c) for c in cats]])
-        stat, pv, _, _ = chi2_contingency(table)
+        stat, pv, _, _ = self._chi2_contingency(table)
         return TestResult(float(stat), float(pv), p, None, float(pv) < p)
 
 
@@ -133,13 +181,12 @@ def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T, 0.0)
 
 
-def _mmd2(k: np.ndarray, in_x: np.ndarray) -> float:
-    x, y = in_x, ~in_x
-    nx, ny = x.sum(), y.sum()
-    kxx = (k[np.ix_(x, x)].sum() - np.trace(k[np.ix_(x, x)])) / (nx * (nx - 1))
-    kyy = (k[np.ix_(y, y)].sum() - np.trace(k[np.ix_(y, y)])) / (ny * (ny - 1))
-    kxy = k[np.ix_(x, y)].mean()
-    return float(kxx + kyy - 2 * kxy)
+def _mmd2_from_sums(total, window_rows, window_window, n: int, m: int):
+    """Unbiased MMD² from kernel sums (zero diagonal): ``total`` over all pairs, ``window_rows`` over
+    the window's rows, ``window_window`` within the window; the reference's sums follow."""
+    ref_ref = total - 2 * window_rows + window_window
+    ref_window = window_rows - window_window
+    return ref_ref / (n * (n - 1)) + window_window / (m * (m - 1)) - 2 * ref_window / (n * m)
 
 
 def create_backend(name: str, p_value: float, permutations: int) -> DriftBackend:

@@ -34,7 +34,7 @@ from driftloop.monitor.features import Sample
 from driftloop.monitor.join import FeedbackJoin
 from driftloop.monitor.rollouts import RolloutFollower
 from driftloop.monitor.settings import MonitorSettings
-from driftloop.monitor.shedding import LoadShedder, consumer_lag
+from driftloop.monitor.shedding import LoadShedder, consumer_lag, embedding_draw
 from driftloop.monitor.state import StateStore
 from driftloop.monitor.streams import Stream, stream_key
 from driftloop.monitor.triggers import retrain_trigger
@@ -96,9 +96,11 @@ class Monitor:
         self.join = FeedbackJoin(store, self.streams, self.checkpoint, self.metrics)
         self.follower = RolloutFollower(rollouts, store, self.checkpoint, self.streams)
         self.shedder = LoadShedder(settings)
-        self.exporter.sample_rate(self.shedder.rate)
+        self.exporter.sample_rate(self.shedder.share)
         self._batch: list[_Pending] = []
         self._last_expiry = clock.monotonic()
+        self._handling = 0.0  # seconds in _handle during the current poll (the stage "handle")
+        self._flushing = 0.0  # seconds in _flush during the current poll
 
     # -- the loop -----------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -107,9 +109,13 @@ class Monitor:
 
     def step(self) -> int:
         """Follow the rollouts, then consume one batch (one checkpoint); measure the lag now and then."""
+        t0 = time.perf_counter()
         for st in self.follower.poll(self.clock.time()):
             self.exporter.stream(st)
+        self._stage("other", t0)
         self.checkpoint.begin()
+        self._handling = self._flushing = 0.0
+        t0 = time.perf_counter()
         try:
             n = self.events.process(self._handle, timeout_ms=self.s.poll_timeout_ms, before_commit=self._flush)
         except BaseException:
@@ -118,8 +124,20 @@ class Monitor:
             raise
         if n == 0:
             self.checkpoint.abort()  # nothing consumed: close the empty transaction
+        else:  # what process() spent outside our handler and flush: poll, fetch, decode, offset commit
+            self.metrics.stage_seconds.labels("kafka").inc(
+                max(0.0, time.perf_counter() - t0 - self._handling - self._flushing))
+            self.metrics.stage_seconds.labels("handle").inc(self._handling)
+        t0 = time.perf_counter()
         self._shed_load()
+        self._stage("other", t0)
         return n
+
+    def _stage(self, name: str, since: float) -> float:
+        """Count the time since ``since`` (perf_counter) to stage ``name``; return now."""
+        now = time.perf_counter()
+        self.metrics.stage_seconds.labels(name).inc(now - since)
+        return now
 
     def _dead_letter(self, record: Any, error_type: str, reason: str) -> None:
         self.dead_letters(record, error_type, reason)
@@ -128,15 +146,19 @@ class Monitor:
         self.checkpoint.store_offset(record.topic, record.partition, record.offset + 1)
 
     def _handle(self, d: Delivered) -> None:
-        r = d.record
-        if r.offset < self.store.next_offset(r.topic, r.partition):
-            self.metrics.events.labels(r.topic, "duplicate").inc()  # replayed below the stored offset
-            return
-        self.checkpoint.store_offset(r.topic, r.partition, r.offset + 1)
-        if isinstance(d.event, events_pb2.PredictionEvent):
-            self._on_prediction(d.event)
-        else:
-            self._on_feedback(d.event)
+        t0 = time.perf_counter()
+        try:
+            r = d.record
+            if r.offset < self.store.next_offset(r.topic, r.partition):
+                self.metrics.events.labels(r.topic, "duplicate").inc()  # replayed below the stored offset
+                return
+            self.checkpoint.store_offset(r.topic, r.partition, r.offset + 1)
+            if isinstance(d.event, events_pb2.PredictionEvent):
+                self._on_prediction(d.event)
+            else:
+                self._on_feedback(d.event)
+        finally:
+            self._handling += time.perf_counter() - t0
 
     # -- predictions and feedback -----------------------------------------------------------------
     def _on_prediction(self, e: events_pb2.PredictionEvent) -> None:
@@ -177,17 +199,21 @@ class Monitor:
     # -- the batch ----------------------------------------------------------------------------------
     def _flush(self) -> None:
         """The batch's ``before_commit``: embed, feed the streams, expire old joins, checkpoint."""
+        t0 = start = time.perf_counter()
         batch, self._batch = self._batch, []
         self._embed(batch)
+        t0 = self._stage("embedding", t0)
         now = self.clock.time()
         for p in batch:
             self._feed(p, now)
         for st in {p.stream.key: p.stream for p in batch}.values():
             self.exporter.reference(st)
+        t0 = self._stage("streams", t0)
         self._expire_joins(now)
         for t in self.checkpoint.commit(now):
             self.metrics.triggers.labels(t.model, t.adapter_alias).inc()
             log.warning("RetrainTrigger %s for %s/%s: %s", t.trigger_id, t.model, t.adapter_alias, t.reason)
+        self._flushing = self._stage("checkpoint", t0) - start
 
     def _embed(self, batch: list[_Pending]) -> None:
         chosen = self._to_embed(batch)
@@ -199,13 +225,14 @@ class Monitor:
             p.sample.embedding = v
 
     def _to_embed(self, batch: list[_Pending]) -> list[_Pending]:
-        """Per stream, in order: what ``Stream.wants_embedding`` picks of the shedder's sample."""
+        """Per stream, in order: what ``Stream.wants_embedding`` picks at the shedder's share."""
         by_stream: dict[str, list[_Pending]] = {}
         for p in batch:
             by_stream.setdefault(p.stream.key, []).append(p)
         chosen: list[_Pending] = []
         for pending in by_stream.values():
-            wants = pending[0].stream.wants_embedding([self.shedder.sampled(p.request_id) for p in pending])
+            draws = [embedding_draw(p.request_id) for p in pending]
+            wants = pending[0].stream.wants_embedding(draws, self.shedder.share)
             chosen += [p for p, want in zip(pending, wants, strict=True) if want]
         return chosen
 
@@ -219,6 +246,9 @@ class Monitor:
             return
         for name, duration in closed.durations.items():
             self.metrics.detector_seconds.labels(name).observe(duration)
+            result = st.signals[name].result
+            self.metrics.drift_tests.labels(st.model, st.alias, name,
+                                            "drift" if result is not None and result.detected else "no_drift").inc()
         self.exporter.stream(st)
         if closed.trigger is not None:
             self.checkpoint.add_trigger(retrain_trigger(closed.trigger, self.s, now))

@@ -31,11 +31,15 @@ class MonitorSettings(BaseSettings):
     p_value: float = Field(0.01, gt=0, lt=1, description="Significance of each drift test (before correction).")
     mmd_permutations: int = Field(100, ge=10, description="Permutations of the MMD test.")
     embed_max_per_window: int = Field(
-        100, ge=10, description="At most this many prompts per window are embedded (the first sampled ones; "
-        "the window's other prompts are tested without an embedding). At most window_size."
+        100, ge=10, description="Prompts per window embedded for the MMD test: each window prompt is embedded "
+        "with probability embed_max_per_window / window_size, chosen by a hash of its request id (a uniform "
+        "sample of the window, the same on replay), and never more than this. The window's other tests use "
+        "every prompt. At most window_size."
     )
     embed_batch_size: int = Field(64, ge=1, description="Prompts per embedding batch.")
     mmd_min_reference: int = Field(20, ge=2, description="Reference embeddings the MMD test needs to run.")
+    mmd_min_window: int = Field(10, ge=2, description="Window embeddings the MMD test needs to run (a window "
+                                "with fewer, e.g. under deep load shedding, gets no MMD verdict).")
     ks_min_samples: int = Field(10, ge=2, description="Values (not NaN) a KS test needs in the reference and "
                                 "in the window to run.")
 
@@ -71,7 +75,8 @@ class MonitorSettings(BaseSettings):
     shed_lag: int = Field(5000, ge=1, description="Consumer lag (records behind, all consumed topics) from which "
                           "window prompts are embedded only at shed_sample_rate.")
     shed_sample_rate: float = Field(0.25, gt=0, le=1, description="Share of window prompts embedded while the "
-                                    "lag is at least shed_lag (reference prompts are always embedded).")
+                                    "lag is at least shed_lag, when lower than embed_max_per_window / "
+                                    "window_size (reference prompts are always embedded).")
 
     # -- Kafka --------------------------------------------------------------------------------------
     poll_timeout_ms: int = Field(500, ge=10, description="Kafka poll timeout.")
@@ -87,6 +92,9 @@ class MonitorSettings(BaseSettings):
             raise ValueError(f"unknown trigger signals {sorted(unknown)}; known: {SIGNALS}")
         if self.embed_max_per_window > self.window_size:
             self.embed_max_per_window = self.window_size
+        if self.mmd_min_window > self.embed_max_per_window:
+            raise ValueError(f"mmd_min_window ({self.mmd_min_window}) > embed_max_per_window "
+                             f"({self.embed_max_per_window}): the MMD test would never run")
         return self
 
     def rate_threshold(self, name: str) -> float:

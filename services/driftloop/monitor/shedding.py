@@ -1,7 +1,13 @@
-"""Load shedding: under a consumer backlog of ``shed_lag`` records or more, only a share
-(``shed_sample_rate``) of window prompts is embedded, so the monitor catches up; the reference is
-always embedded in full. Which prompts is decided by ``ids.request_bucket``, the same hash the
-canary split uses, so the sample does not depend on arrival order."""
+"""Which window prompts are embedded, and load shedding.
+
+Every reference prompt is embedded. A window prompt is embedded when its *embedding draw* — a hash
+of its request id, salted so that the sample is independent of the canary split (which hashes the
+bare id, ``ids.request_bucket``) — falls below the current share: ``embed_max_per_window /
+window_size``, or ``shed_sample_rate`` while the consumer is ``shed_lag`` records or more behind,
+whichever is lower. The draw depends on neither the prompt nor the record's place in the window or
+the batch, so the embedded prompts are a uniform sample of the window's (the reference and the
+window come from the same population, and drift that starts mid-window is sampled like the rest),
+and a replayed batch embeds the same prompts."""
 
 from __future__ import annotations
 
@@ -10,6 +16,13 @@ from typing import Any
 
 from driftloop.core import ids
 from driftloop.monitor.settings import MonitorSettings
+
+_SALT = "driftloop-monitor-embedding:"
+
+
+def embedding_draw(request_id: str) -> float:
+    """A request's place in [0, 1) for the embedding sample (the same in every process and replay)."""
+    return ids.request_bucket(_SALT + request_id)
 
 
 def consumer_lag(raw: Any) -> dict[str, int] | None:
@@ -28,11 +41,13 @@ def consumer_lag(raw: Any) -> dict[str, int] | None:
 
 
 class LoadShedder:
-    """The embedding sample rate, from the lag measured every ``lag_interval_s`` (monotonic seconds)."""
+    """The share of window prompts embedded, from the embedding bound and the lag measured every
+    ``lag_interval_s`` (monotonic seconds)."""
 
     def __init__(self, s: MonitorSettings) -> None:
         self.s = s
-        self.rate = 1.0
+        self.bound = s.embed_max_per_window / s.window_size
+        self.share = self.bound
         self._measured_at = -math.inf
 
     def due(self, now: float) -> bool:
@@ -42,8 +57,5 @@ class LoadShedder:
         return True
 
     def update(self, total_lag: int) -> float:
-        self.rate = 1.0 if total_lag < self.s.shed_lag else self.s.shed_sample_rate
-        return self.rate
-
-    def sampled(self, request_id: str) -> bool:
-        return self.rate >= 1.0 or ids.request_bucket(request_id) < self.rate
+        self.share = self.bound if total_lag < self.s.shed_lag else min(self.bound, self.s.shed_sample_rate)
+        return self.share

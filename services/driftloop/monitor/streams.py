@@ -17,7 +17,7 @@ import numpy as np
 
 from driftloop.monitor import policy
 from driftloop.monitor.backends import DriftBackend
-from driftloop.monitor.detectors import Tested, run_window_tests
+from driftloop.monitor.detectors import PreparedReference, Tested, run_window_tests
 from driftloop.monitor.features import Features, Sample
 from driftloop.monitor.policy import Episode, TriggerDecision
 from driftloop.monitor.settings import MonitorSettings
@@ -55,7 +55,7 @@ class Stream:
     windows_tested: int = 0
     last_event_time: float = 0.0
     reference_dirty: bool = True  # the reference changed since it was last saved
-    _prepared: object | None = None  # the backend's MMD reference, built once per reference
+    _prepared: PreparedReference | None = None  # what the tests need of the reference, built once per reference
 
     def __post_init__(self) -> None:
         n = self.s.rate_window
@@ -71,19 +71,19 @@ class Stream:
     def has_reference(self) -> bool:
         return len(self.ref_features) >= self.s.reference_size
 
-    def wants_embedding(self, sampled: Sequence[bool]) -> list[bool]:
-        """Which of this stream's next ``len(sampled)`` predictions to embed, in order (``sampled``:
-        whether the load shedder lets each one in): every reference prompt; in each window the
-        sampled ones, at most ``embed_max_per_window``."""
+    def wants_embedding(self, draws: Sequence[float], share: float) -> list[bool]:
+        """Which of this stream's next ``len(draws)`` predictions to embed, in order: every reference
+        prompt; in each window those whose embedding draw (``shedding.embedding_draw``) is below
+        ``share``, at most ``embed_max_per_window``."""
         reference_left = max(0, self.s.reference_size - len(self.ref_features))
         filled, embedded = len(self.window), sum(1 for x in self.window if x.embedding is not None)
         out = []
-        for ok in sampled:
+        for draw in draws:
             if reference_left:
                 reference_left -= 1
                 out.append(True)
                 continue
-            want = ok and embedded < self.s.embed_max_per_window
+            want = draw < share and embedded < self.s.embed_max_per_window
             out.append(want)
             filled, embedded = filled + 1, embedded + int(want)
             if filled == self.s.window_size:  # the window closes: the next one starts empty
@@ -143,19 +143,15 @@ class Stream:
 
     # -- tests -------------------------------------------------------------------------------------
     def _close_window(self, window: list[Sample], backend: DriftBackend, now: float) -> WindowClosed:
-        tested = run_window_tests(self.s, backend, self.ref_features, self.ref_embeddings,
-                                  lambda: self._mmd_reference(backend), window)
+        if self._prepared is None:
+            self._prepared = PreparedReference(backend, self.ref_features, self.ref_embeddings)
+        tested = run_window_tests(self.s, self._prepared, window)
         for name, t in tested.items():
             self._set(name, t, now)
         self._rates(now)
         self.windows_tested += 1
         trigger = policy.decide(self, window[0].time, now)
         return WindowClosed({name: t.seconds for name, t in tested.items()}, trigger)
-
-    def _mmd_reference(self, backend: DriftBackend) -> object:
-        if self._prepared is None:
-            self._prepared = backend.prepare_mmd(np.stack(self.ref_embeddings))
-        return self._prepared
 
     def _set(self, name: str, t: Tested, now: float) -> None:
         st = self.signals[name]

@@ -39,6 +39,11 @@ class MonitorMetrics:
         self.detected = Gauge(
             "driftloop_monitor_drift_detected", "1 when the latest window drifted.", signal, registry=registry,
         )
+        self.drift_tests = Counter(
+            "driftloop_monitor_drift_tests_total", "Drift tests run on closed windows, by verdict (result: drift, "
+            "no_drift): the count of drifted windows, where the gauges show only the latest.",
+            [*signal, "result"], registry=registry,
+        )
         self.windows_over = Gauge(
             "driftloop_monitor_signal_windows_over", "Consecutive windows the signal has been over its threshold.",
             signal, registry=registry,
@@ -93,6 +98,12 @@ class MonitorMetrics:
         self.detector_seconds = Histogram(
             "driftloop_monitor_detector_duration_seconds", "Time to run one test (or embed one batch).",
             ["detector"], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=registry,
+        )
+        self.stage_seconds = Counter(
+            "driftloop_monitor_stage_seconds", "Time the consumer loop spent in each stage (kafka: poll, fetch, "
+            "decode and offset commit; handle: validation, routing, the join; embedding; streams: windows, drift "
+            "tests, policy; checkpoint: triggers, state and offsets made durable; other: rollouts, lag).",
+            ["stage"], registry=registry,
         )
         self.embed_sample_rate = Gauge(
             "driftloop_monitor_embedding_sample_rate", "Share of window prompts sampled for embedding (lowered "
