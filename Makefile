@@ -95,6 +95,10 @@ bench-inference: env kafka-jars ## Benchmark: our gRPC service vs vLLM's OpenAI 
 bench-monitor: env kafka-jars ## Benchmark: monitor events/s and consumer lag (alibi vs scipy backend)
 	$(MPY) -m bench.monitor
 
+.PHONY: bench-false-alarms
+bench-false-alarms: env ## Benchmark: the input-drift test's false alarms on unchanged traffic, per window and policy
+	$(MPY) -m bench.false_alarms
+
 # -- deployment: Helm chart, Dockerfiles, compose file, alert rules, dashboards ----------------------
 # tests/deploy (part of the serving run above) checks them with tools cached in .tools/, installed
 # once from package registries only (no binary downloads):

@@ -38,3 +38,17 @@ def busy(max_load: float, cpus: int | None = None) -> str | None:
 
 def load() -> tuple[float, float, float]:
     return os.getloadavg()
+
+
+def streak_runs(verdicts: Sequence[Sequence[bool]], streak: int) -> int:
+    """How many runs (each a sequence of per-window drift verdicts) hold ``streak`` drifted windows
+    in a row: the runs in which a policy needing that many consecutive windows would trigger."""
+    count = 0
+    for run in verdicts:
+        current = 0
+        for drifted in run:
+            current = current + 1 if drifted else 0
+            if current >= streak:
+                count += 1
+                break
+    return count

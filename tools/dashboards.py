@@ -226,14 +226,15 @@ def overview() -> dict:
         ('max by (adapter_alias) (driftloop_monitor_drift_statistic{detector="input_embedding"})', "{{adapter_alias}}"),
         ('max by (adapter_alias) (driftloop_monitor_drift_statistic_threshold{detector="input_embedding"})',
          "threshold {{adapter_alias}}")), dashed=("threshold",),
-        desc="Above its permutation threshold = drift in that window. Alert after 2 consecutive windows."), w=12)
+        desc="Above its permutation threshold = drift in that window. Alert when 2 consecutive windows drift for "
+             "5 minutes; a retrain trigger after 3 (SUSTAINED_WINDOWS)."), w=12)
     g.add(timeseries("Drift p-values (log scale; below the dashed line = drift)", targets(
         ("min by (adapter_alias, detector) (driftloop_monitor_drift_p_value)", "{{adapter_alias}} {{detector}}"),
         ("max by (detector) (driftloop_monitor_drift_p_value_threshold)", "threshold {{detector}}")),
         log=True, dashed=("threshold",)), w=12)
     g.add(table("Consecutive windows over threshold",
                 "max by (adapter_alias, detector) (driftloop_monitor_signal_windows_over) > 0",
-                desc="Drift signals count after 2 windows (SUSTAINED_WINDOWS), rates after 1.",
+                desc="Drift signals raise a trigger after 3 windows (SUSTAINED_WINDOWS), rates after 1.",
                 rename={"Value": "windows over"}), w=8)
     g.add(timeseries("Open episodes and retrain triggers", targets(
         ("sum by (adapter_alias) (driftloop_monitor_episode_active)", "episode {{adapter_alias}}"),

@@ -24,7 +24,9 @@ class MonitorSettings(BaseSettings):
 
     # -- drift tests ------------------------------------------------------------------------------
     backend: Literal["alibi", "scipy"] = Field(
-        "alibi", description="Drift test implementation: 'alibi' (alibi-detect, BSL 1.1) or 'scipy' (Apache/BSD)."
+        "scipy", description="Drift test implementation: 'scipy' (numpy/scipy, BSD; what the chart and compose "
+        "run) or 'alibi' (alibi-detect, BSL 1.1: production use needs a licence). Same tests; scipy's MMD is "
+        "calibrated (1.0 % of unchanged windows drift at p < 0.01, alibi 0.13's 2.0 %) and ~17x faster."
     )
     reference_size: int = Field(500, ge=20, description="Events per alias that form the reference set.")
     window_size: int = Field(100, ge=10, description="Events per test window.")
@@ -54,7 +56,11 @@ class MonitorSettings(BaseSettings):
     trigger_signals: tuple[str, ...] = Field(
         ("input_embedding", "negative_feedback_rate", "error_rate"), description="Signals that can raise a trigger."
     )
-    sustained_windows: int = Field(2, ge=1, description="Consecutive drifted windows before a drift signal counts.")
+    sustained_windows: int = Field(
+        3, ge=1, description="Consecutive drifted windows before a drift signal counts. Each window's MMD "
+        "test drifts by chance at about P_VALUE; 2 in a row gave false triggers in 1-3 of 300 simulated runs "
+        "of 15 unchanged windows (make bench-false-alarms), 3 in none with scipy, for one window more of delay."
+    )
     clear_windows: int = Field(3, ge=1, description="Quiet windows before an episode ends (hysteresis).")
     rate_hysteresis: float = Field(0.8, gt=0, le=1, description="A rate must fall below threshold × this to clear.")
     cooldown_s: float = Field(600.0, ge=0, description="Minimum time between two triggers of one alias.")

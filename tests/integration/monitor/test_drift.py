@@ -1,6 +1,11 @@
 """2,000 in-distribution events, then 1,000 shifted ones, through the real broker and the real
-monitor process: no alarm before the shift, one alarm within 300 events after it, exactly one
-RetrainTrigger, and the scraped metrics show the statistic crossing its threshold."""
+monitor process: no trigger before the shift, one within 300 events after it, exactly one
+RetrainTrigger, and the scraped metrics show the statistic crossing its threshold.
+
+Before the shift a single window may drift by chance (each MMD test is at p < 0.01: about 1 %
+of unchanged windows with the default scipy backend, see the README's false alarms): that is
+counted and printed, not failed on. What must not happen is a trigger, which takes
+SUSTAINED_WINDOWS (3) drifted windows in a row."""
 
 from __future__ import annotations
 
@@ -48,12 +53,12 @@ def test_shift_detected_once_without_false_alarms(kafka_settings, monitor_factor
     _produce(producer, rng, model, 0, 2000, False, t0)
     before = _wait_processed(monitor.metrics_url, model, 2000)
     assert metric(before, "driftloop_monitor_retrain_triggers_total", model=model) == 0
-    false_alarm_windows = metric(before, "driftloop_monitor_drift_detected", model=model, detector="input_embedding")
-    assert false_alarm_windows == 0
+    assert metric(before, "driftloop_monitor_episode_active", model=model) == 0
     assert metric(before, "driftloop_monitor_reference_samples", model=model) == 500
-    stat = metric(before, "driftloop_monitor_drift_statistic", model=model, detector="input_embedding")
-    threshold = metric(before, "driftloop_monitor_drift_statistic_threshold", model=model, detector="input_embedding")
-    assert stat < threshold
+    tested = {r: metric(before, "driftloop_monitor_drift_tests_total", model=model, detector="input_embedding",
+                        result=r) for r in ("drift", "no_drift")}
+    assert sum(tested.values()) == 15  # (2,000 - 500 reference) / 100 per window
+    false_alarm_windows = tested["drift"]
 
     # Shifted traffic in chunks of 50: the first chunk after which a trigger exists gives the delay
     # (the monitor reads three partitions, so events are counted as processed, not by event time).
@@ -66,9 +71,8 @@ def test_shift_detected_once_without_false_alarms(kafka_settings, monitor_factor
     after = _wait_processed(monitor.metrics_url, model, 3000)
     producer.close()
     print(f"detection delay: ≤ {delay} events after the shift (50-event resolution)")
-    figure(f"drift: false-alarm windows {false_alarm_windows:.0f} in 2,000 in-distribution events (needs 0), "
-           f"statistic {stat:.4f} < threshold {threshold:.4f} before the shift; detection delay <= {delay} events "
-           f"(needs <= 300)")
+    figure(f"drift: no trigger in 2,000 in-distribution events ({false_alarm_windows:.0f} of 15 windows drifted "
+           f"by chance, expected ~0.15); detection delay <= {delay} events (needs <= 300)")
     assert delay is not None and delay <= 300
     stat = metric(after, "driftloop_monitor_drift_statistic", model=model, detector="input_embedding")
     threshold = metric(after, "driftloop_monitor_drift_statistic_threshold", model=model, detector="input_embedding")
@@ -85,6 +89,6 @@ def test_shift_detected_once_without_false_alarms(kafka_settings, monitor_factor
     print(f"evidence: {[(e.signal, round(e.statistic, 4), round(e.threshold, 4)) for e in trig.evidence]}")
     assert "input_embedding" in trig.reason and trig.dedupe_key and trig.adapter_alias == "transit-qa"
     signals = {e.signal: e for e in trig.evidence}
-    assert signals["input_embedding"].detected and signals["input_embedding"].windows_over >= 2
+    assert signals["input_embedding"].detected and signals["input_embedding"].windows_over >= 3
     assert signals["input_embedding"].statistic > signals["input_embedding"].threshold
     assert trig.prediction_count > 0 and trig.window_start.seconds > 0

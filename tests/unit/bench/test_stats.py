@@ -27,3 +27,13 @@ def test_busy_reads_the_load_per_core(monkeypatch) -> None:
     monkeypatch.setattr(stats.os, "getloadavg", lambda: (3.0, 1.0, 1.0))
     assert stats.busy(1.0, cpus=2) is not None and "3.00" in stats.busy(1.0, cpus=2)
     assert stats.busy(2.0, cpus=2) is None
+
+
+def test_streak_runs_counts_runs_not_streaks() -> None:
+    from bench.stats import streak_runs
+
+    runs = [[False, True, True, False, True, True], [True, False, True, False], [True, True, True], []]
+    assert streak_runs(runs, 1) == 3
+    assert streak_runs(runs, 2) == 2  # the first run has two streaks of 2: counted once
+    assert streak_runs(runs, 3) == 1
+    assert streak_runs(runs, 4) == 0
