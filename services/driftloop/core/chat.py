@@ -1,5 +1,5 @@
-"""The chat template of the models the project builds itself (the tests' tiny model; the demo's
-base model next): Hugging Face's chat-template format (Jinja), stored with the tokenizer files, so
+"""The chat template of the models the project builds itself (the tests' tiny model and the demo's
+base model): Hugging Face's chat-template format (Jinja), stored with the tokenizer files, so
 the inference service renders conversations with the model's own template like for any other model.
 
 A conversation of one user turn renders exactly as the "Q: {question}\\nA:" prompt those models

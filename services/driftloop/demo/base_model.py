@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from driftloop.core.chat import QA_CHAT_TEMPLATE
 from driftloop.demo import world
 from driftloop.retrainer.train import collate, encode_pairs, greedy_answers
 
@@ -128,7 +129,7 @@ def build(out: Path, spec: BaseModelSpec = BaseModelSpec(), force: bool = False,
     tok.save_pretrained(out)
     tc = json.loads((out / "tokenizer_config.json").read_text())
     tc["tokenizer_class"] = "PreTrainedTokenizerFast"
-    tc.pop("chat_template", None)
+    tc["chat_template"] = QA_CHAT_TEMPLATE  # one user turn renders exactly as world.prompt
     tc["padding_side"] = "right"
     (out / "tokenizer_config.json").write_text(json.dumps(tc, indent=2))
     info = {"digest": digest, "spec": asdict(spec), "train_seconds": round(train_seconds, 1),

@@ -49,6 +49,19 @@ def _traffic_with_corrections(loop, alias: str, qas, shuffle_answers: bool = Fal
                 request_id=r.request_id, rating=events_pb2.RATING_NEGATIVE, correction=correct), timeout=10)
 
 
+def test_the_demo_base_model_speaks_chat(loop) -> None:
+    """The demo's base model carries a chat template (core/chat.QA_CHAT_TEMPLATE): a conversation of
+    one user turn is the very prompt the model was trained on -- same tokens, same greedy answer."""
+    greedy = pb.SamplingParams(max_tokens=16, temperature=0.0)
+    for q in world.all_qa(world.old_world(SMALL.world_seed))[:5]:
+        raw = loop.server.inference.Generate(pb.GenerateRequest(prompt=world.prompt(q.question), sampling=greedy),
+                                             timeout=60)
+        chat = loop.server.inference.Generate(pb.GenerateRequest(
+            messages=[events_pb2.ChatMessage(role="user", content=q.question)], sampling=greedy), timeout=60)
+        assert chat.usage.prompt_tokens == raw.usage.prompt_tokens
+        assert chat.text == raw.text
+
+
 def _trigger(alias: str) -> events_pb2.RetrainTrigger:
     t = events_pb2.RetrainTrigger(trigger_id=uuid.uuid4().hex, dedupe_key=f"test/{alias}/{uuid.uuid4().hex[:6]}",
                                   model="transit-small", adapter_alias=alias, adapter_version="v0",
