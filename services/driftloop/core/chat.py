@@ -9,7 +9,19 @@ its own before it; assistant turns are earlier answers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, Protocol
+
 from driftloop.v1 import events_pb2
+
+
+class Turn(Protocol):
+    role: str
+    content: str
+
+
+class ChatTemplateError(ValueError):
+    """The model has no chat template, or its template refused the conversation."""
 
 QA_CHAT_TEMPLATE = (
     "{{ bos_token }}"
@@ -31,3 +43,18 @@ def asked(event: events_pb2.PredictionEvent) -> str | None:
         if m.role == "user":
             return m.content
     return None
+
+
+def render_chat(tokenizer: Any, messages: Sequence[Turn]) -> str:
+    """The one way a conversation becomes text, at inference and in training: the tokenizer's own
+    chat template (from the model's tokenizer files; transformers renders it in a sandboxed Jinja
+    environment), generation prompt added. Tokenize the result without extra special tokens."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ChatTemplateError("this base model has no chat template: send a prompt instead of messages")
+    from jinja2 import TemplateError
+
+    try:
+        return tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in messages],
+                                             tokenize=False, add_generation_prompt=True)
+    except TemplateError as exc:  # the template's own refusal, e.g. raise_exception("roles must alternate")
+        raise ChatTemplateError(f"the chat template refused the conversation: {str(exc)[:200]}") from None

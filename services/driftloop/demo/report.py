@@ -158,11 +158,12 @@ def markdown(data: dict) -> str:
         lines.append(f"| {e['t']:.0f} | {e['event']} | {e['detail'].replace('|', '/')} |")
     traffic = [(k, s[k]) for k in ("traffic_before", "traffic_after", "traffic_settled") if k in s]
     if traffic:
-        lines += ["", "## Rider traffic", "", "| phase | requests | accuracy | rated | negative | corrections |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["", "## Rider traffic", "", "| phase | requests | accuracy | rated | negative | corrections "
+                  "| gRPC: answered, accuracy | OpenAI HTTP: answered, accuracy |", "|---|---|---|---|---|---|---|---|"]
         for k, st in traffic:
             lines.append(f"| {k.removeprefix('traffic_')} | {st['requests']} | {_pct(st['accuracy'])} | "
-                         f"{st['feedback']} | {st['negative']} | {st['corrections']} |")
+                         f"{st['feedback']} | {st['negative']} | {st['corrections']} | {_transport(st, 'grpc')} | "
+                         f"{_transport(st, 'http')} |")
     bm = s.get("base_model")
     if bm:
         q = bm["quality"]
@@ -222,3 +223,9 @@ def render(out: Path) -> None:
 
 if __name__ == "__main__":
     render(Path(sys.argv[1] if len(sys.argv) > 1 else "artifacts/demo-report"))
+
+
+def _transport(st: dict, name: str) -> str:
+    """Requests one transport answered and their accuracy ("0" when it carried none)."""
+    n = st.get("by_transport", {}).get(name, 0)
+    return f"{n}, {_pct(st.get('correct_by_transport', {}).get(name, 0) / n)}" if n else "0"

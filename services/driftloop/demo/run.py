@@ -104,6 +104,7 @@ class Demo:
             s, kafka, **extra.get("monitor", {})), python=str(s.monitor_python))
         ready_inference = inference.wait_ready(300)
         self.channel = grpc.insecure_channel(ready_inference["grpc"])
+        self.http_base = f"http://{ready_inference['http']}/v1" if ready_inference.get("http") else ""
         grpc.channel_ready_future(self.channel).result(timeout=30)
         ready_monitor = monitor.wait_ready(300)
         retrainer = self.stack.start("retrainer", "driftloop.retrainer", services.retrainer(
@@ -132,7 +133,8 @@ class Demo:
     # -- the run ------------------------------------------------------------------------------------
     def run(self) -> dict:
         s = self.s
-        riders = Riders(self.channel, s.alias, s.seed, s.concurrency, s.feedback_share, s.correction_share)
+        riders = Riders(self.channel, s.alias, s.seed, s.concurrency, s.feedback_share, s.correction_share,
+                        s.chat, s.system_prompt, self.http_base, s.http_share)
         self.answers = riders.log
         scenario = Scenario(s, self.spec.world_seed, riders, self._evaluate, self.timeline)
         self.summary["traffic_before"] = scenario.old_world().to_dict()
@@ -161,7 +163,8 @@ class Demo:
 
     def _evaluate(self, version: str, questions: Sequence[world.QA]) -> dict:
         s = self.s
-        return evaluate(self.channel, s.alias, version, questions, s.concurrency, services.ADMIN_MD)
+        return evaluate(self.channel, s.alias, version, questions, s.concurrency, services.ADMIN_MD, s.chat,
+                        s.system_prompt)
 
     def _rate(self) -> float:
         """Riders' pace: quieter while the adapter trains and is gated (here the engine, the trainer

@@ -46,6 +46,8 @@ def merge(parts: Sequence[TrafficStats]) -> TrafficStats:
         for k in ("requests", "correct", "errors", "feedback", "negative", "corrections"):
             setattr(total, k, getattr(total, k) + getattr(p, k))
         total.by_version.update(p.by_version)
+        total.by_transport.update(p.by_transport)
+        total.correct_by_transport.update(p.correct_by_transport)
     return total
 
 

@@ -1,6 +1,11 @@
-"""Riders: application traffic over gRPC from people who know the truth. Each rider asks a question,
+"""Riders: application traffic from people who know the truth. Each rider asks a question,
 compares the answer with the world as it is, and (for a share of answers) sends feedback: a thumbs
-up, or a thumbs down with the correct answer for a share of the wrong ones."""
+up, or a thumbs down with the correct answer for a share of the wrong ones.
+
+With ``chat`` they talk as a chat app does -- the app's system prompt (if any), then the rider's
+question as the user turn -- over gRPC (``messages``) or, for ``http_share`` of them, over the
+OpenAI-compatible HTTP endpoint with the ``openai`` SDK (feedback on ``/v1/feedback``). Without,
+they send raw prompts over gRPC."""
 
 from __future__ import annotations
 
@@ -28,6 +33,8 @@ class TrafficStats:
     negative: int = 0
     corrections: int = 0
     by_version: Counter = field(default_factory=Counter)
+    by_transport: Counter = field(default_factory=Counter)  # answered requests: grpc, http
+    correct_by_transport: Counter = field(default_factory=Counter)
 
     @property
     def accuracy(self) -> float:
@@ -36,52 +43,100 @@ class TrafficStats:
     def to_dict(self) -> dict:
         return {"requests": self.requests, "correct": self.correct, "errors": self.errors, "feedback": self.feedback,
                 "negative": self.negative, "corrections": self.corrections, "accuracy": self.accuracy,
-                "by_version": dict(self.by_version)}
+                "by_version": dict(self.by_version), "by_transport": dict(self.by_transport),
+                "correct_by_transport": dict(self.correct_by_transport)}
+
+
+def chat_messages(question: str, system_prompt: str) -> list[dict[str, str]]:
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return [*system, {"role": "user", "content": question}]
+
+
+def grpc_text(question: str, chat: bool, system_prompt: str) -> dict:
+    """A question as GenerateRequest fields: chat ``messages``, or the raw prompt."""
+    if not chat:
+        return {"prompt": world.prompt(question)}
+    return {"messages": [events_pb2.ChatMessage(**m) for m in chat_messages(question, system_prompt)]}
+
+
+@dataclass(frozen=True)
+class Answer:
+    request_id: str
+    text: str
+    version: str
 
 
 class Riders:
     def __init__(self, channel: grpc.Channel, alias: str, seed: int, concurrency: int = 4,
-                 feedback_share: float = 0.6, correction_share: float = 0.7) -> None:
+                 feedback_share: float = 0.6, correction_share: float = 0.7, chat: bool = False,
+                 system_prompt: str = "", http_base: str = "", http_share: float = 0.0) -> None:
         self.stub = inference_pb2_grpc.InferenceStub(channel)
         self.alias = alias
         self.rng = random.Random(seed)
         self.concurrency = concurrency
         self.feedback_share = feedback_share
         self.correction_share = correction_share
+        self.chat, self.system_prompt = chat, system_prompt
+        self.http_share = http_share if http_base and chat else 0.0
+        self.http = None
+        if self.http_share:
+            import openai
+
+            self.http = openai.OpenAI(base_url=http_base, api_key="riders-app", max_retries=0, timeout=60)
         self._lock = threading.Lock()
         self.log: list[tuple[float, str, str, bool]] = []  # (time, phase, version, correct) per answer
+
+    def _messages(self, question: str) -> list[dict[str, str]]:
+        return chat_messages(question, self.system_prompt)
+
+    def _grpc(self, qa: world.QA, tags: dict[str, str]) -> Answer:
+        text = grpc_text(qa.question, self.chat, self.system_prompt)
+        r = self.stub.Generate(inference_pb2.GenerateRequest(**text, adapter_alias=self.alias, tags=tags), timeout=60)
+        return Answer(r.request_id, r.text, r.adapter_version)
+
+    def _http(self, qa: world.QA, tags: dict[str, str]) -> Answer:
+        r = self.http.chat.completions.create(model=self.alias, messages=self._messages(qa.question), metadata=tags)
+        return Answer(r.id, r.choices[0].message.content or "", r.model.partition("@")[2])
+
+    def _feedback(self, transport: str, request_id: str, good: bool, correction: str) -> bool:
+        try:
+            if transport == "http":
+                self.http.post("/feedback", body={"id": request_id, "rating": "positive" if good else "negative",
+                                                  "correction": correction}, cast_to=object)
+            else:
+                self.stub.SubmitFeedback(inference_pb2.SubmitFeedbackRequest(
+                    request_id=request_id, rating=events_pb2.RATING_POSITIVE if good else events_pb2.RATING_NEGATIVE,
+                    correction=correction), timeout=10)
+        except Exception:  # noqa: BLE001 - a rider whose feedback fails just moves on (counted as unrated)
+            return False
+        return True
 
     def _ask(self, qa: world.QA, phase: str, stats: TrafficStats) -> None:
         with self._lock:  # one seeded stream of decisions, whatever the thread interleaving
             rate, correct_it = self.rng.random() < self.feedback_share, self.rng.random() < self.correction_share
+            transport = "http" if self.rng.random() < self.http_share else "grpc"
+        tags = {"slice": qa.kind, "phase": phase}
         try:
-            r = self.stub.Generate(inference_pb2.GenerateRequest(
-                prompt=world.prompt(qa.question), adapter_alias=self.alias,
-                tags={"slice": qa.kind, "phase": phase}), timeout=60)
-        except grpc.RpcError:
+            r = self._http(qa, tags) if transport == "http" else self._grpc(qa, tags)
+        except Exception:  # noqa: BLE001 - grpc.RpcError or openai.APIError: the request failed
             with self._lock:
                 stats.requests += 1
                 stats.errors += 1
             return
         good = exact_match(r.text, qa.answer)
-        fb = None
-        if rate:
-            fb = inference_pb2.SubmitFeedbackRequest(
-                request_id=r.request_id, rating=events_pb2.RATING_POSITIVE if good else events_pb2.RATING_NEGATIVE,
-                correction=qa.answer if (not good and correct_it) else "")
-            try:
-                self.stub.SubmitFeedback(fb, timeout=10)
-            except grpc.RpcError:
-                fb = None
+        correction = qa.answer if (not good and correct_it) else ""
+        rated = rate and self._feedback(transport, r.request_id, good, correction)
         with self._lock:
-            self.log.append((time.time(), phase, r.adapter_version, good))
+            self.log.append((time.time(), phase, r.version, good))
             stats.requests += 1
             stats.correct += good
-            stats.by_version[r.adapter_version] += 1
-            if fb is not None:
+            stats.by_version[r.version] += 1
+            stats.by_transport[transport] += 1
+            stats.correct_by_transport[transport] += good
+            if rated:
                 stats.feedback += 1
                 stats.negative += not good
-                stats.corrections += bool(fb.correction)
+                stats.corrections += bool(correction)
 
     def run(self, questions: Sequence[world.QA], phase: str, stop: threading.Event | None = None,
             on_progress: Callable[[TrafficStats], None] | None = None,
@@ -110,14 +165,16 @@ class Riders:
 
 
 def evaluate(channel: grpc.Channel, alias: str, version: str, questions: Sequence[world.QA],
-             concurrency: int = 4, metadata: Sequence[tuple[str, str]] = ()) -> dict:
-    """Exact match of one pinned version on ``questions`` (no feedback; tagged as evaluation traffic,
-    a reserved tag: ``metadata`` carries the admin token)."""
+             concurrency: int = 4, metadata: Sequence[tuple[str, str]] = (), chat: bool = False,
+             system_prompt: str = "") -> dict:
+    """Exact match of one pinned version on ``questions``, asked as the riders ask (see
+    :func:`grpc_text`); no feedback; tagged as evaluation traffic, a reserved tag: ``metadata``
+    carries the admin token."""
     stub = inference_pb2_grpc.InferenceStub(channel)
 
     def ask(qa: world.QA) -> bool:
         r = stub.Generate(inference_pb2.GenerateRequest(
-            prompt=world.prompt(qa.question), adapter_alias=alias, adapter_version=version,
+            **grpc_text(qa.question, chat, system_prompt), adapter_alias=alias, adapter_version=version,
             sampling=inference_pb2.SamplingParams(temperature=0.0), tags={"source": "evaluation"}),
             metadata=metadata, timeout=60)
         return exact_match(r.text, qa.answer)

@@ -186,7 +186,7 @@ def all_qa(routes: dict[int, Route], kinds: tuple[str, ...] = KINDS) -> list[QA]
 
 def prompt(question: str) -> str:
     """How a question is put to the model (the base model is trained on this format)."""
-    from driftloop.retrainer.train import render_prompt
+    from driftloop.retrainer.prompts import render_prompt
 
     return render_prompt(question)
 

@@ -12,7 +12,7 @@ from typing import Protocol
 import grpc
 
 from driftloop.retrainer.evaluate import Answerer
-from driftloop.retrainer.train import render_prompt
+from driftloop.retrainer.prompts import PromptFormat
 from driftloop.v1 import inference_pb2, inference_pb2_grpc
 
 GENERATE_TIMEOUT_S = 60  # RPC deadlines: transport limits, not policy
@@ -38,7 +38,7 @@ class RouteReader(Protocol):
 class InferenceClient:
     """The gate measures candidates through the real engine of a running inference replica."""
 
-    def __init__(self, address: str, token: str | None, template: str, concurrency: int = 8,
+    def __init__(self, address: str, token: str | None, prompt: PromptFormat, concurrency: int = 8,
                  tls: bool = False, ca_file: Path | None = None, server_name: str = "",
                  admin_address: str = "", max_tokens: int = 32) -> None:
         self.concurrency = concurrency
@@ -48,7 +48,7 @@ class InferenceClient:
         self.inference = inference_pb2_grpc.InferenceStub(self.channel)
         self.admin = inference_pb2_grpc.AdapterAdminStub(self.admin_channel)
         self.md = (("authorization", f"Bearer {token}"),) if token else ()
-        self.template = template
+        self.prompt = prompt
         self.max_tokens = max_tokens
 
     def answerer(self, alias: str = "", version: str = "") -> Answerer:
@@ -57,7 +57,7 @@ class InferenceClient:
         def one(q: str) -> tuple[str, float]:
             t0 = time.perf_counter()
             r = self.inference.Generate(inference_pb2.GenerateRequest(
-                prompt=render_prompt(q, self.template), adapter_alias=alias, adapter_version=version,
+                **self.prompt.request_fields(q), adapter_alias=alias, adapter_version=version,
                 sampling=inference_pb2.SamplingParams(max_tokens=self.max_tokens, temperature=0.0),
                 tags={"source": "retrainer-gate"}), metadata=self.md, timeout=GENERATE_TIMEOUT_S)  # reserved tag: token
             return r.text.strip(), time.perf_counter() - t0

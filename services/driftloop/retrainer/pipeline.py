@@ -121,7 +121,8 @@ class Pipeline:
         metadata = {"parent": serving.stable_version if serving else "", "trigger_id": run.trigger.trigger_id,
                     "dedupe_key": run.trigger.dedupe_key, "data_hash": data.hash, "dataset": data.info,
                     "training": asdict(training), "gate": report.to_dict(), "gate_summary": report.summary(),
-                    "criteria": asdict(criteria), "base_model": str(self.s.base_model)}
+                    "criteria": asdict(criteria), "base_model": str(self.s.base_model),
+                    "prompt": asdict(self.s.prompt())}  # how it was trained and gated: its input format
         self.registry.register(run.alias, run.version, staging, metadata)
 
     def _reject(self, run: Run, report: GateReport) -> RunOutcome:

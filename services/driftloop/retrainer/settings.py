@@ -5,13 +5,15 @@ run stores the criteria it was judged by."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from driftloop.core.settings import KafkaSettings
 from driftloop.retrainer.evaluate import GateCriteria
-from driftloop.retrainer.train import PROMPT_TEMPLATE, TrainConfig
+from driftloop.retrainer.prompts import PROMPT_TEMPLATE, PromptFormat
+from driftloop.retrainer.train import TrainConfig
 
 
 class RetrainerSettings(BaseSettings):
@@ -37,7 +39,14 @@ class RetrainerSettings(BaseSettings):
                                   "run waits for min_corrections.")
     min_train_rows: int = Field(10, ge=1, description="Fewest clean training rows a run trains on; with fewer (or "
                                 "no validation or test rows) the run ends as failed.")
-    prompt_template: str = Field(PROMPT_TEMPLATE, description="How questions are put to the model.")
+    prompt_template: str = Field(PROMPT_TEMPLATE, description="How questions are put to the model as a raw prompt "
+                                 "(PROMPT_FORMAT template), and how a raw prompt in an event is read back.")
+    prompt_format: Literal["template", "chat"] = Field(
+        "template", description="How training rows and the gate put a question to the model: 'template' (a raw "
+        "prompt, PROMPT_TEMPLATE) or 'chat' (SYSTEM_PROMPT and the question as the user turn, through the base "
+        "model's chat template; the gate sends messages). Use 'chat' when applications send messages.")
+    system_prompt: str = Field("", max_length=4000, description="The alias's system prompt in chat rows and gate "
+                               "requests (PROMPT_FORMAT chat); empty: none.")
     run_attempts: int = Field(3, ge=1, description="Tries per trigger before it is recorded as failed; a retry "
                               "resumes from the registered version, it never trains twice.")
     retry_backoff_s: float = Field(15.0, ge=0, description="Pause between tries of a failed run.")
@@ -99,9 +108,13 @@ class RetrainerSettings(BaseSettings):
         return TrainConfig(rank=self.lora_rank, alpha=self.lora_alpha, dropout=self.lora_dropout,
                            lr=self.learning_rate, batch_size=self.batch_size, max_steps=self.max_steps,
                            eval_every=self.eval_every, patience=self.patience, seed=self.seed,
-                           prompt_template=self.prompt_template, threads=self.train_threads,
+                           prompt_template=self.prompt_template, prompt_format=self.prompt_format,
+                           system_prompt=self.system_prompt, threads=self.train_threads,
                            fresh_share=1 / (1 + self.replay_ratio) if self.replay_ratio else 0.0)
 
     def gate_criteria(self) -> GateCriteria:
         return GateCriteria(self.gate_min_exact_match, self.gate_min_margin, self.gate_max_regression_drop,
                             self.gate_min_robustness_ratio, self.gate_max_slice_gap, self.gate_max_latency_p95_s)
+
+    def prompt(self) -> PromptFormat:
+        return PromptFormat(self.prompt_format, self.prompt_template, self.system_prompt)

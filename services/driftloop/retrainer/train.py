@@ -10,14 +10,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from driftloop.retrainer.data import Example
-
-PROMPT_TEMPLATE = "Q: {question}\nA:"
-
-
-def render_prompt(question: str, template: str = PROMPT_TEMPLATE) -> str:
-    return template.format(question=question)
+from driftloop.retrainer.prompts import PROMPT_TEMPLATE, PromptFormat, render_prompt
 
 
 @dataclass(frozen=True)
@@ -35,6 +31,8 @@ class TrainConfig:
     seed: int = 0
     max_len: int = 128
     prompt_template: str = PROMPT_TEMPLATE
+    prompt_format: Literal["template", "chat"] = "template"  # prompts.PromptFormat
+    system_prompt: str = ""  # chat only
     threads: int = 0  # CPU threads (0: torch's default)
     fresh_share: float = 1 / 7  # share of each batch drawn from fresh rows (corrections); 0: uniform over all rows
     deterministic: bool = True  # torch.use_deterministic_algorithms during training
@@ -51,11 +49,12 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def encode_pairs(tok, pairs: list[tuple[str, str]], max_len: int) -> list[tuple[list[int], list[int]]]:
-    """Token ids and labels; the loss covers the answer and the end-of-sequence token only."""
+def encode_pairs(tok, pairs: list[tuple[str | list[int], str]], max_len: int) -> list[tuple[list[int], list[int]]]:
+    """Token ids and labels; the loss covers the answer and the end-of-sequence token only. A prompt
+    is text (tokenized with the tokenizer's special tokens) or token ids already."""
     rows = []
     for prompt, target in pairs:
-        p = tok(prompt).input_ids
+        p = prompt if isinstance(prompt, list) else tok(prompt).input_ids
         t = tok(target, add_special_tokens=False).input_ids + [tok.eos_token_id]
         rows.append(((p + t)[:max_len], ([-100] * len(p) + t)[:max_len]))
     return rows
@@ -110,8 +109,8 @@ def mixed_batch(rng: random.Random, fresh: list, keep: list, size: int, fresh_sh
     return draw(fresh, n_fresh) + draw(keep, size - n_fresh)
 
 
-def _pairs(rows: list[Example], template: str) -> list[tuple[str, str]]:
-    return [(render_prompt(r.question, template), " " + r.answer) for r in rows]
+def _pairs(tok, rows: list[Example], fmt: PromptFormat) -> list[tuple[list[int], str]]:
+    return [(fmt.token_ids(tok, r.question), " " + r.answer) for r in rows]
 
 
 def train_lora(base_dir: Path, train: list[Example], val: list[Example], out_dir: Path, cfg: TrainConfig,
@@ -137,9 +136,10 @@ def train_lora(base_dir: Path, train: list[Example], val: list[Example], out_dir
                                              target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))
     fresh = [r for r in train if r.source == "feedback"]
     keep = [r for r in train if r.source != "feedback"]
-    fresh_rows = encode_pairs(tok, _pairs(fresh, cfg.prompt_template), cfg.max_len)
-    keep_rows = encode_pairs(tok, _pairs(keep, cfg.prompt_template), cfg.max_len)
-    val_rows = encode_pairs(tok, _pairs(val, cfg.prompt_template), cfg.max_len)
+    fmt = PromptFormat(cfg.prompt_format, cfg.prompt_template, cfg.system_prompt)
+    fresh_rows = encode_pairs(tok, _pairs(tok, fresh, fmt), cfg.max_len)
+    keep_rows = encode_pairs(tok, _pairs(tok, keep, fmt), cfg.max_len)
+    val_rows = encode_pairs(tok, _pairs(tok, val, fmt), cfg.max_len)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
     warmup = max(1, cfg.max_steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (

@@ -20,6 +20,7 @@ from driftloop.retrainer.gating import Evaluator, Gate, GateClient
 from driftloop.retrainer.inference_client import InferenceClient
 from driftloop.retrainer.outcomes import Outcomes, path
 from driftloop.retrainer.pipeline import Pipeline, Trainer
+from driftloop.retrainer.prompts import require_chat_template
 from driftloop.retrainer.registry import Registry
 from driftloop.retrainer.release import Observe, Release
 from driftloop.retrainer.rollouts import Rollouts
@@ -46,7 +47,7 @@ def build_pipeline(settings: RetrainerSettings, metrics: RetrainerMetrics, regis
 
 def inference_client(s: RetrainerSettings) -> InferenceClient:
     token = s.inference_admin_token.get_secret_value() if s.inference_admin_token else None
-    return InferenceClient(s.inference_address, token, s.prompt_template, s.gate_concurrency, s.inference_tls,
+    return InferenceClient(s.inference_address, token, s.prompt(), s.gate_concurrency, s.inference_tls,
                            s.inference_ca_file, s.inference_server_name, s.inference_admin_address,
                            s.gate_max_tokens)
 
@@ -80,6 +81,8 @@ class Parts:
 
 
 def open_parts(settings: RetrainerSettings, prometheus: CollectorRegistry | None = None) -> Parts:
+    if settings.prompt_format == "chat":
+        require_chat_template(settings.base_model)
     metrics = RetrainerMetrics(prometheus or CollectorRegistry())
     producer = EventProducer(settings.kafka, "retrainer")
     client = inference_client(settings)

@@ -64,7 +64,7 @@ from driftloop.local.procs import ServiceProcess
 from driftloop.local.tiny_model import build, make_lora
 from driftloop.retrainer.data import Example, clean, question_key, split_of
 from driftloop.retrainer.evaluate import TOKEN, exact_match
-from driftloop.retrainer.train import render_prompt
+from driftloop.retrainer.prompts import render_prompt
 from driftloop.v1 import events_pb2, inference_pb2_grpc
 from driftloop.v1 import inference_pb2 as pb
 from tests.deploy.paths import REPO, rule_files

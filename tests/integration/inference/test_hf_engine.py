@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from driftloop.retrainer.inference_client import InferenceClient
-from driftloop.retrainer.train import PROMPT_TEMPLATE
+from driftloop.retrainer.prompts import PromptFormat
 from driftloop.v1 import inference_pb2 as pb
 from driftloop.v1 import inference_pb2_grpc
 from tests.integration.inference.conftest import ADMIN_MD, ADMIN_TOKEN, inference_env, start_server
@@ -60,7 +60,7 @@ def test_hf_engine_serves_base_and_adapters_over_tls(tiny_model, kafka_broker, t
         # The retrainer's client, as the chart wires it with TLS on: TLS on both listeners, the CA, the
         # admin address apart; its gate asks with the reserved source tag and the token.
         ready = server.process.ready
-        client = InferenceClient(ready["grpc"], ADMIN_TOKEN, PROMPT_TEMPLATE, concurrency=2, tls=True, ca_file=cert,
+        client = InferenceClient(ready["grpc"], ADMIN_TOKEN, PromptFormat(), concurrency=2, tls=True, ca_file=cert,
                                  server_name="localhost", admin_address=ready["admin"])
         assert client.route("hf").stable_version == "v1"
         answers, latencies = client.answerer("hf")(["When does route 4 leave?", "How often is route 7?"])

@@ -36,13 +36,21 @@ def _changed_facts():
     return [q for q in world.all_qa(new) if (q.route, q.kind) in facts]
 
 
-def _traffic_with_corrections(loop, alias: str, qas, shuffle_answers: bool = False) -> None:
+def _ask(question: str, system: str | None) -> dict:
+    """A rider's question as a raw prompt, or (``system`` given) as a chat: system prompt + user turn."""
+    if system is None:
+        return {"prompt": world.prompt(question)}
+    return {"messages": [events_pb2.ChatMessage(role="system", content=system),
+                         events_pb2.ChatMessage(role="user", content=question)]}
+
+
+def _traffic_with_corrections(loop, alias: str, qas, shuffle_answers: bool = False, system: str | None = None) -> None:
     """Riders ask; the served model is wrong; they send the right answer as a correction."""
     answers = [q.answer for q in qas]
     if shuffle_answers:
         random.Random(1).shuffle(answers)
     for q, correct in zip(qas, answers, strict=True):
-        r = loop.server.inference.Generate(pb.GenerateRequest(prompt=world.prompt(q.question), adapter_alias=alias,
+        r = loop.server.inference.Generate(pb.GenerateRequest(**_ask(q.question, system), adapter_alias=alias,
                                                               tags={"slice": q.kind}), timeout=60)
         if not exact_match(r.text, q.answer):
             loop.server.inference.SubmitFeedback(pb.SubmitFeedbackRequest(
@@ -83,12 +91,12 @@ def _wait_status(registry: Registry, alias: str, statuses: set[str], timeout: fl
     raise AssertionError(f"{alias}: no version reached {statuses}: {seen}{tail}")
 
 
-def _live_traffic(loop, alias: str, qas, stop: threading.Event) -> None:
+def _live_traffic(loop, alias: str, qas, stop: threading.Event, system: str | None = None) -> None:
     """Riders keep asking during the canary and rate each answer; the new version answers better."""
     rng = random.Random(3)
     while not stop.is_set():
         q = rng.choice(qas)
-        r = loop.server.inference.Generate(pb.GenerateRequest(prompt=world.prompt(q.question), adapter_alias=alias),
+        r = loop.server.inference.Generate(pb.GenerateRequest(**_ask(q.question, system), adapter_alias=alias),
                                            timeout=60)
         good = exact_match(r.text, q.answer)
         loop.server.inference.SubmitFeedback(pb.SubmitFeedbackRequest(
@@ -119,11 +127,19 @@ def _route(loop, alias: str) -> pb.AdapterRoute:
     return _listed(loop, alias).routes[0]
 
 
+SYSTEM = "Transit help desk."  # the riders' app sends it before every question (chat)
+
+
 def test_trigger_to_promotion_without_a_human(loop, kafka_broker, kafka_settings, unique, figure) -> None:
+    """Riders talk to the service as a chat app does (a system prompt, then their question). The
+    retrainer, set to PROMPT_FORMAT=chat with the same system prompt, trains its LoRA on
+    chat-formatted rows rendered by the base model's chat template, and the gate measures it by
+    sending the engine those conversations; it is promoted and answers the riders' chats."""
     alias = "transit-qa"
     changed = [q for q in _changed_facts() if not q.held_out]
-    _traffic_with_corrections(loop, alias, random.Random(2).sample(changed, 200))
-    retrainer = start_retrainer(loop, kafka_broker, unique("retrainer"))
+    _traffic_with_corrections(loop, alias, random.Random(2).sample(changed, 200), system=SYSTEM)
+    retrainer = start_retrainer(loop, kafka_broker, unique("retrainer"), DRIFTLOOP_RETRAINER_PROMPT_FORMAT="chat",
+                                DRIFTLOOP_RETRAINER_SYSTEM_PROMPT=SYSTEM)
     stop_traffic = threading.Event()
     try:
         producer = EventProducer(kafka_settings)
@@ -134,7 +150,8 @@ def test_trigger_to_promotion_without_a_human(loop, kafka_broker, kafka_settings
         version = _wait_status(registry, alias, {"canary", "promoted", "rejected", "rolled_back"}, 600, retrainer)
         assert registry.get(alias, version).status != "rejected", registry.get(alias, version).metadata["gate_summary"]
 
-        feeder = threading.Thread(target=_live_traffic, args=(loop, alias, changed, stop_traffic), daemon=True)
+        feeder = threading.Thread(target=_live_traffic, args=(loop, alias, changed, stop_traffic, SYSTEM),
+                                  daemon=True)
         feeder.start()
         version = _wait_status(registry, alias, {"promoted", "rolled_back"}, 300, retrainer)
         elapsed = time.monotonic() - t0
@@ -153,11 +170,12 @@ def test_trigger_to_promotion_without_a_human(loop, kafka_broker, kafka_settings
         hits = 0
         sample = random.Random(4).sample(changed, 40)
         for q in sample:
-            r = loop.server.inference.Generate(pb.GenerateRequest(prompt=world.prompt(q.question), adapter_alias=alias),
+            r = loop.server.inference.Generate(pb.GenerateRequest(**_ask(q.question, SYSTEM), adapter_alias=alias),
                                                timeout=60)
             assert r.adapter_version == version
             hits += exact_match(r.text, q.answer)
         assert hits / len(sample) >= 0.5, hits
+        assert v.metadata["prompt"] == {"kind": "chat", "template": "Q: {question}\nA:", "system_prompt": SYSTEM}
         # The same trigger again is recognised and skipped.
         producer.send_and_wait(RETRAIN_TRIGGERS, trigger.dedupe_key, trigger)
         time.sleep(5)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from driftloop.retrainer.collect import question_of
-from driftloop.retrainer.train import PROMPT_TEMPLATE
+from driftloop.retrainer.prompts import PROMPT_TEMPLATE
 from driftloop.v1 import events_pb2
 
 

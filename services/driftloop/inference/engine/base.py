@@ -6,14 +6,11 @@ import abc
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from driftloop.core import chat
+from driftloop.core.chat import Turn
 from driftloop.inference.errors import InvalidRequest
-
-
-class Turn(Protocol):
-    role: str
-    content: str
 
 
 @dataclass(frozen=True)
@@ -109,14 +106,8 @@ def linear_module_names(model_path: Path) -> frozenset[str]:
 
 
 def render_chat(tokenizer: Any, messages: Sequence[Turn]) -> str:
-    """The one way a conversation becomes text: the tokenizer's own chat template (from the model's
-    tokenizer files; transformers renders it in a sandboxed Jinja environment)."""
-    if not getattr(tokenizer, "chat_template", None):
-        raise InvalidRequest("this base model has no chat template: send a prompt instead of messages")
-    from jinja2 import TemplateError
-
+    """``core.chat.render_chat``, its refusals as :class:`InvalidRequest` (the client's mistake)."""
     try:
-        return tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in messages],
-                                             tokenize=False, add_generation_prompt=True)
-    except TemplateError as exc:  # the template's own refusal, e.g. raise_exception("roles must alternate")
-        raise InvalidRequest(f"the chat template refused the conversation: {str(exc)[:200]}") from None
+        return chat.render_chat(tokenizer, messages)
+    except chat.ChatTemplateError as exc:
+        raise InvalidRequest(str(exc)) from None
