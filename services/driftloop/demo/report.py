@@ -119,6 +119,12 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{x:.1%}"
 
 
+def _transport(st: dict, name: str) -> str:
+    """Requests one transport answered and their accuracy ("0" when it carried none)."""
+    n = st.get("by_transport", {}).get(name, 0)
+    return f"{n}, {_pct(st.get('correct_by_transport', {}).get(name, 0) / n)}" if n else "0"
+
+
 def markdown(data: dict) -> str:
     s = data["summary"]
     lines = ["# driftloop demo report", "", f"**Result: {s.get('result', '?')}** — wall time "
@@ -224,8 +230,3 @@ def render(out: Path) -> None:
 if __name__ == "__main__":
     render(Path(sys.argv[1] if len(sys.argv) > 1 else "artifacts/demo-report"))
 
-
-def _transport(st: dict, name: str) -> str:
-    """Requests one transport answered and their accuracy ("0" when it carried none)."""
-    n = st.get("by_transport", {}).get(name, 0)
-    return f"{n}, {_pct(st.get('correct_by_transport', {}).get(name, 0) / n)}" if n else "0"
