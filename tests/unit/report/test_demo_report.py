@@ -51,3 +51,16 @@ def test_report_renders(tmp_path: Path) -> None:
     page = (tmp_path / "report.html").read_text()
     assert '<img alt="the loop over time" src="loop.png"' in page and "<table>" in page
     assert "canary healthy / ok" in page
+
+
+def test_report_renders_as_the_demo_runs_it_with_both_transports(tmp_path: Path) -> None:
+    """The demo runs the module as a script (every helper must exist before its entry point runs)."""
+    import subprocess
+    import sys
+
+    data = _timeline()
+    data["summary"]["traffic_before"].update(by_transport={"grpc": 280, "http": 120},
+                                             correct_by_transport={"grpc": 252, "http": 108})
+    (tmp_path / "timeline.json").write_text(json.dumps(data))
+    subprocess.run([sys.executable, "-m", "driftloop.demo.report", str(tmp_path)], check=True, timeout=120)
+    assert "| before | 400 | 90.0% | 240 | 20 | 14 | 280, 90.0% | 120, 90.0% |" in (tmp_path / "report.md").read_text()
