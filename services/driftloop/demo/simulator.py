@@ -21,6 +21,7 @@ import grpc
 
 from driftloop.demo import world
 from driftloop.retrainer.evaluate import exact_match
+from driftloop.retrainer.prompts import PromptFormat
 from driftloop.v1 import events_pb2, inference_pb2, inference_pb2_grpc
 
 
@@ -47,16 +48,10 @@ class TrafficStats:
                 "correct_by_transport": dict(self.correct_by_transport)}
 
 
-def chat_messages(question: str, system_prompt: str) -> list[dict[str, str]]:
-    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    return [*system, {"role": "user", "content": question}]
-
-
 def grpc_text(question: str, chat: bool, system_prompt: str) -> dict:
-    """A question as GenerateRequest fields: chat ``messages``, or the raw prompt."""
-    if not chat:
-        return {"prompt": world.prompt(question)}
-    return {"messages": [events_pb2.ChatMessage(**m) for m in chat_messages(question, system_prompt)]}
+    """A question as GenerateRequest fields, the retrainer's rule (``retrainer.prompts``): chat
+    ``messages`` (system prompt, if any, then the question), or the raw prompt."""
+    return PromptFormat("chat" if chat else "template", system_prompt=system_prompt).request_fields(question)
 
 
 @dataclass(frozen=True)
@@ -87,7 +82,8 @@ class Riders:
         self.log: list[tuple[float, str, str, bool]] = []  # (time, phase, version, correct) per answer
 
     def _messages(self, question: str) -> list[dict[str, str]]:
-        return chat_messages(question, self.system_prompt)
+        return [{"role": m.role, "content": m.content}
+                for m in PromptFormat("chat", system_prompt=self.system_prompt).messages(question)]
 
     def _grpc(self, qa: world.QA, tags: dict[str, str]) -> Answer:
         text = grpc_text(qa.question, self.chat, self.system_prompt)
