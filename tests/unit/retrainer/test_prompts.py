@@ -63,3 +63,10 @@ def test_training_rows_take_token_ids_and_learn_only_the_answer(tok) -> None:
     [(x, labels)] = encode_pairs(tok, [(ids, " 05:10")], 128)
     assert x[: len(ids)] == ids and labels[: len(ids)] == [-100] * len(ids)
     assert labels[len(ids):] == x[len(ids):] and x[-1] == tok.eos_token_id
+
+
+def test_a_riders_question_is_data_to_the_template_never_code(tok) -> None:
+    """Questions come from untrusted requests: Jinja in one is rendered as text, not run."""
+    question = "{{ 7 * 7 }} {% for x in range(3) %}x{% endfor %} {{ self.__init__.__globals__ }}"
+    rendered = render_chat(tok, PromptFormat("chat").messages(question))
+    assert rendered == f"<s>Q: {question}\nA:"
