@@ -1,10 +1,11 @@
-"""The chat template of the models the project builds itself (the tests' tiny model and the demo's
-base model): Hugging Face's chat-template format (Jinja), stored with the tokenizer files, so
-the inference service renders conversations with the model's own template like for any other model.
+"""Conversations, shared by the services: how one becomes text (:func:`render_chat`, at inference and
+in training), what the user asked in one (:func:`asked`), and the chat template of the models the
+project builds itself (:data:`QA_CHAT_TEMPLATE`).
 
-A conversation of one user turn renders exactly as the "Q: {question}\\nA:" prompt those models
-are trained on (with the BOS token the tokenizer adds to a raw prompt); a system turn is a line of
-its own before it; assistant turns are earlier answers.
+That template (Hugging Face's Jinja format, stored with the tokenizer files of the tests' tiny model
+and the demo's base model) renders a conversation of one user turn exactly as the
+"Q: {question}\\nA:" prompt those models are trained on (with the BOS token the tokenizer adds to a
+raw prompt); a system turn is a line of its own before it; assistant turns are earlier answers.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class Turn(Protocol):
 
 class ChatTemplateError(ValueError):
     """The model has no chat template, or its template refused the conversation."""
+
 
 QA_CHAT_TEMPLATE = (
     "{{ bos_token }}"

@@ -134,7 +134,7 @@ class Demo:
     def run(self) -> dict:
         s = self.s
         riders = Riders(self.channel, s.alias, s.seed, s.concurrency, s.feedback_share, s.correction_share,
-                        s.chat, s.system_prompt, self.http_base, s.http_share)
+                        s.prompt(), self.http_base, s.http_share)
         self.answers = riders.log
         scenario = Scenario(s, self.spec.world_seed, riders, self._evaluate, self.timeline)
         self.summary["traffic_before"] = scenario.old_world().to_dict()
@@ -163,8 +163,7 @@ class Demo:
 
     def _evaluate(self, version: str, questions: Sequence[world.QA]) -> dict:
         s = self.s
-        return evaluate(self.channel, s.alias, version, questions, s.concurrency, services.ADMIN_MD, s.chat,
-                        s.system_prompt)
+        return evaluate(self.channel, s.alias, version, questions, s.concurrency, services.ADMIN_MD, s.prompt())
 
     def _rate(self) -> float:
         """Riders' pace: quieter while the adapter trains and is gated (here the engine, the trainer

@@ -45,7 +45,7 @@ def retrainer(s: DemoSettings, kafka: KafkaSettings, adapters: Path, inference_a
         "state_dir": s.run_dir / "retrainer", "curated_data": s.run_dir / "curated.jsonl",
         "inference_address": inference_address, "inference_admin_token": SecretStr(ADMIN_TOKEN),
         # the riders chat: training rows and the gate use the same system prompt and chat template
-        "prompt_format": "chat" if s.chat else "template", "system_prompt": s.system_prompt,
+        "prompt_format": s.prompt().kind, "system_prompt": s.prompt().system_prompt,
         "metrics_port": 0, "max_steps": 600, "learning_rate": 3e-3,
         "train_threads": 1,  # the engine's OpenMP thread spins on the other core
         # The demo's 2M-parameter model cannot read ALL-CAPS questions (the gate's case perturbation):

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from driftloop.retrainer.prompts import PromptFormat
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -53,3 +55,7 @@ class DemoSettings(BaseSettings):
                                     "the correct answer.")
     eval_size: int = Field(300, ge=50, description="Questions per evaluation set (changed / unchanged facts).")
     curated_rows: int = Field(400, ge=0, description="Rows of the agency's curated FAQ given to the retrainer.")
+
+    def prompt(self) -> PromptFormat:
+        """How riders, the evaluation and the retrainer put a question to the model."""
+        return PromptFormat("chat" if self.chat else "template", system_prompt=self.system_prompt)

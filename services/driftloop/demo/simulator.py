@@ -2,10 +2,11 @@
 compares the answer with the world as it is, and (for a share of answers) sends feedback: a thumbs
 up, or a thumbs down with the correct answer for a share of the wrong ones.
 
-With ``chat`` they talk as a chat app does -- the app's system prompt (if any), then the rider's
-question as the user turn -- over gRPC (``messages``) or, for ``http_share`` of them, over the
-OpenAI-compatible HTTP endpoint with the ``openai`` SDK (feedback on ``/v1/feedback``). Without,
-they send raw prompts over gRPC."""
+They put a question to the model by a ``retrainer.prompts.PromptFormat`` (the retrainer's own rule):
+in ``chat`` format as a chat app does -- the app's system prompt (if any), then the rider's question
+as the user turn -- over gRPC (``messages``) or, for ``http_share`` of them, over the
+OpenAI-compatible HTTP endpoint with the ``openai`` SDK (feedback on ``/v1/feedback``); in
+``template`` format as raw prompts over gRPC."""
 
 from __future__ import annotations
 
@@ -48,10 +49,7 @@ class TrafficStats:
                 "correct_by_transport": dict(self.correct_by_transport)}
 
 
-def grpc_text(question: str, chat: bool, system_prompt: str) -> dict:
-    """A question as GenerateRequest fields, the retrainer's rule (``retrainer.prompts``): chat
-    ``messages`` (system prompt, if any, then the question), or the raw prompt."""
-    return PromptFormat("chat" if chat else "template", system_prompt=system_prompt).request_fields(question)
+RAW = PromptFormat()  # raw prompts through the prompt template
 
 
 @dataclass(frozen=True)
@@ -63,16 +61,16 @@ class Answer:
 
 class Riders:
     def __init__(self, channel: grpc.Channel, alias: str, seed: int, concurrency: int = 4,
-                 feedback_share: float = 0.6, correction_share: float = 0.7, chat: bool = False,
-                 system_prompt: str = "", http_base: str = "", http_share: float = 0.0) -> None:
+                 feedback_share: float = 0.6, correction_share: float = 0.7, prompt: PromptFormat = RAW,
+                 http_base: str = "", http_share: float = 0.0) -> None:
         self.stub = inference_pb2_grpc.InferenceStub(channel)
         self.alias = alias
         self.rng = random.Random(seed)
         self.concurrency = concurrency
         self.feedback_share = feedback_share
         self.correction_share = correction_share
-        self.chat, self.system_prompt = chat, system_prompt
-        self.http_share = http_share if http_base and chat else 0.0
+        self.prompt = prompt
+        self.http_share = http_share if http_base and prompt.kind == "chat" else 0.0
         self.http = None
         if self.http_share:
             import openai
@@ -81,17 +79,14 @@ class Riders:
         self._lock = threading.Lock()
         self.log: list[tuple[float, str, str, bool]] = []  # (time, phase, version, correct) per answer
 
-    def _messages(self, question: str) -> list[dict[str, str]]:
-        return [{"role": m.role, "content": m.content}
-                for m in PromptFormat("chat", system_prompt=self.system_prompt).messages(question)]
-
     def _grpc(self, qa: world.QA, tags: dict[str, str]) -> Answer:
-        text = grpc_text(qa.question, self.chat, self.system_prompt)
-        r = self.stub.Generate(inference_pb2.GenerateRequest(**text, adapter_alias=self.alias, tags=tags), timeout=60)
+        r = self.stub.Generate(inference_pb2.GenerateRequest(**self.prompt.request_fields(qa.question),
+                                                             adapter_alias=self.alias, tags=tags), timeout=60)
         return Answer(r.request_id, r.text, r.adapter_version)
 
     def _http(self, qa: world.QA, tags: dict[str, str]) -> Answer:
-        r = self.http.chat.completions.create(model=self.alias, messages=self._messages(qa.question), metadata=tags)
+        messages = [{"role": m.role, "content": m.content} for m in self.prompt.messages(qa.question)]
+        r = self.http.chat.completions.create(model=self.alias, messages=messages, metadata=tags)
         return Answer(r.id, r.choices[0].message.content or "", r.model.partition("@")[2])
 
     def _feedback(self, transport: str, request_id: str, good: bool, correction: str) -> bool:
@@ -161,16 +156,15 @@ class Riders:
 
 
 def evaluate(channel: grpc.Channel, alias: str, version: str, questions: Sequence[world.QA],
-             concurrency: int = 4, metadata: Sequence[tuple[str, str]] = (), chat: bool = False,
-             system_prompt: str = "") -> dict:
-    """Exact match of one pinned version on ``questions``, asked as the riders ask (see
-    :func:`grpc_text`); no feedback; tagged as evaluation traffic, a reserved tag: ``metadata``
-    carries the admin token."""
+             concurrency: int = 4, metadata: Sequence[tuple[str, str]] = (),
+             prompt: PromptFormat = RAW) -> dict:
+    """Exact match of one pinned version on ``questions``, asked as the riders ask (``prompt``); no
+    feedback; tagged as evaluation traffic, a reserved tag: ``metadata`` carries the admin token."""
     stub = inference_pb2_grpc.InferenceStub(channel)
 
     def ask(qa: world.QA) -> bool:
         r = stub.Generate(inference_pb2.GenerateRequest(
-            **grpc_text(qa.question, chat, system_prompt), adapter_alias=alias, adapter_version=version,
+            **prompt.request_fields(qa.question), adapter_alias=alias, adapter_version=version,
             sampling=inference_pb2.SamplingParams(temperature=0.0), tags={"source": "evaluation"}),
             metadata=metadata, timeout=60)
         return exact_match(r.text, qa.answer)

@@ -62,8 +62,8 @@ def scan_events(settings: KafkaSettings, topic: TopicSpec, since: float, cls: ty
 
 
 def question_of(p: events_pb2.PredictionEvent, template: str) -> str:
-    """The question a prediction answered: a conversation's last user turn (training rows stay
-    "Q: …\nA:" rows for now), or a raw prompt read back through the prompt template."""
+    """The question a prediction answered: a conversation's last user turn, or a raw prompt read back
+    through the prompt template (a training row is put to the model by ``prompts.PromptFormat``)."""
     question = asked(p)
     return question_from_prompt(p.prompt, template) if question is None else question.strip()
 

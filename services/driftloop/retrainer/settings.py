@@ -108,8 +108,7 @@ class RetrainerSettings(BaseSettings):
         return TrainConfig(rank=self.lora_rank, alpha=self.lora_alpha, dropout=self.lora_dropout,
                            lr=self.learning_rate, batch_size=self.batch_size, max_steps=self.max_steps,
                            eval_every=self.eval_every, patience=self.patience, seed=self.seed,
-                           prompt_template=self.prompt_template, prompt_format=self.prompt_format,
-                           system_prompt=self.system_prompt, threads=self.train_threads,
+                           prompt=self.prompt(), threads=self.train_threads,
                            fresh_share=1 / (1 + self.replay_ratio) if self.replay_ratio else 0.0)
 
     def gate_criteria(self) -> GateCriteria:

@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from driftloop.retrainer.data import Example
 from driftloop.retrainer.prompts import PROMPT_TEMPLATE, PromptFormat, render_prompt
@@ -30,9 +29,7 @@ class TrainConfig:
     min_delta: float = 1e-3
     seed: int = 0
     max_len: int = 128
-    prompt_template: str = PROMPT_TEMPLATE
-    prompt_format: Literal["template", "chat"] = "template"  # prompts.PromptFormat
-    system_prompt: str = ""  # chat only
+    prompt: PromptFormat = PromptFormat()  # how each row's question is put to the model
     threads: int = 0  # CPU threads (0: torch's default)
     fresh_share: float = 1 / 7  # share of each batch drawn from fresh rows (corrections); 0: uniform over all rows
     deterministic: bool = True  # torch.use_deterministic_algorithms during training
@@ -136,10 +133,9 @@ def train_lora(base_dir: Path, train: list[Example], val: list[Example], out_dir
                                              target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))
     fresh = [r for r in train if r.source == "feedback"]
     keep = [r for r in train if r.source != "feedback"]
-    fmt = PromptFormat(cfg.prompt_format, cfg.prompt_template, cfg.system_prompt)
-    fresh_rows = encode_pairs(tok, _pairs(tok, fresh, fmt), cfg.max_len)
-    keep_rows = encode_pairs(tok, _pairs(tok, keep, fmt), cfg.max_len)
-    val_rows = encode_pairs(tok, _pairs(tok, val, fmt), cfg.max_len)
+    fresh_rows = encode_pairs(tok, _pairs(tok, fresh, cfg.prompt), cfg.max_len)
+    keep_rows = encode_pairs(tok, _pairs(tok, keep, cfg.prompt), cfg.max_len)
+    val_rows = encode_pairs(tok, _pairs(tok, val, cfg.prompt), cfg.max_len)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
     warmup = max(1, cfg.max_steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (

@@ -105,9 +105,18 @@ def linear_module_names(model_path: Path) -> frozenset[str]:
     return frozenset(names)
 
 
-def render_chat(tokenizer: Any, messages: Sequence[Turn]) -> str:
-    """``core.chat.render_chat``, its refusals as :class:`InvalidRequest` (the client's mistake)."""
-    try:
-        return chat.render_chat(tokenizer, messages)
-    except chat.ChatTemplateError as exc:
-        raise InvalidRequest(str(exc)) from None
+class TokenizerMixin:
+    """:meth:`Engine.tokenize` and :meth:`Engine.render_chat` with the base model's Hugging Face
+    tokenizer (``_tokenizer``, set when the engine starts), for engines that hold one."""
+
+    _tokenizer: Any = None
+
+    def tokenize(self, prompt: str, add_special_tokens: bool = True) -> list[int]:
+        return self._tokenizer.encode(prompt, add_special_tokens=add_special_tokens)
+
+    def render_chat(self, messages: Sequence[Turn]) -> str:
+        """``core.chat.render_chat``, its refusals as :class:`InvalidRequest` (the client's mistake)."""
+        try:
+            return chat.render_chat(self._tokenizer, messages)
+        except chat.ChatTemplateError as exc:
+            raise InvalidRequest(str(exc)) from None

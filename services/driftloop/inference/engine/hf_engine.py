@@ -6,16 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 
 from driftloop.inference.engine.base import (
     Engine,
     GenerationParams,
     LoraHandle,
     Step,
-    Turn,
+    TokenizerMixin,
     linear_module_names,
-    render_chat,
 )
 from driftloop.inference.errors import EngineUnavailable
 from driftloop.inference.settings import InferenceSettings
@@ -23,7 +22,7 @@ from driftloop.inference.settings import InferenceSettings
 _DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16", "auto": "float32"}
 
 
-class HfEngine(Engine):
+class HfEngine(TokenizerMixin, Engine):
     kind = "hf"
 
     def __init__(self, settings: InferenceSettings) -> None:
@@ -56,12 +55,6 @@ class HfEngine(Engine):
 
     async def shutdown(self) -> None:
         self._model = None
-
-    def tokenize(self, prompt: str, add_special_tokens: bool = True) -> list[int]:
-        return self._tokenizer.encode(prompt, add_special_tokens=add_special_tokens)
-
-    def render_chat(self, messages: Sequence[Turn]) -> str:
-        return render_chat(self._tokenizer, messages)
 
     def lora_target_modules(self) -> frozenset[str]:
         return self._modules

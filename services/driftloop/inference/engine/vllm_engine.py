@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from functools import cache
 from types import SimpleNamespace
 
@@ -19,9 +19,8 @@ from driftloop.inference.engine.base import (
     GenerationParams,
     LoraHandle,
     Step,
-    Turn,
+    TokenizerMixin,
     linear_module_names,
-    render_chat,
 )
 from driftloop.inference.errors import EngineUnavailable, InvalidAdapter, InvalidRequest
 from driftloop.inference.settings import InferenceSettings
@@ -44,7 +43,7 @@ def _vllm() -> SimpleNamespace:
                            EngineDeadError=EngineDeadError)
 
 
-class VllmEngine(Engine):
+class VllmEngine(TokenizerMixin, Engine):
     kind = "vllm"
 
     def __init__(self, settings: InferenceSettings) -> None:
@@ -110,17 +109,11 @@ class VllmEngine(Engine):
             self._llm.shutdown()
             self._llm = None
 
-    def tokenize(self, prompt: str, add_special_tokens: bool = True) -> list[int]:
-        return self._tokenizer.encode(prompt, add_special_tokens=add_special_tokens)
-
     def _decode(self, token_ids) -> str:
         """The whole completion at once, as vLLM's incremental detokenizer would have streamed it: that
         one holds back a trailing U+FFFD (the start of a character whose other bytes never came), so
         the same request gives the same text whether it was streamed or not."""
         return self._tokenizer.decode(token_ids, skip_special_tokens=True).rstrip("\ufffd")
-
-    def render_chat(self, messages: Sequence[Turn]) -> str:
-        return render_chat(self._tokenizer, messages)
 
     def lora_target_modules(self) -> frozenset[str]:
         return self._modules
