@@ -25,8 +25,11 @@ class ServiceProcess:
         self.ready: dict[str, str] = {}
         self._ready_event = threading.Event()
         self._log = self.log_path.open("ab")
+        # PYTHONFAULTHANDLER: a child that hangs can be made to print every thread's stack (SIGABRT,
+        # see wait_ready) before it is stopped, so a start-up that never ends says where it stood.
         self.proc = subprocess.Popen(
-            [python, "-m", module, *args], env={**os.environ, **env}, stdout=subprocess.PIPE,
+            [python, "-m", module, *args], env={"PYTHONFAULTHANDLER": "1", **os.environ, **env},
+            stdout=subprocess.PIPE,
             stderr=self._log, stdin=subprocess.DEVNULL, start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, name=f"{name}-stdout", daemon=True)
@@ -49,8 +52,31 @@ class ServiceProcess:
                 return self.ready
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; log:\n{self.log_tail()}")
+        state = self.diagnose()
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGABRT)  # faulthandler writes the stacks to the log
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
         self.stop()
-        raise RuntimeError(f"{self.name} not ready after {timeout:.0f}s; log:\n{self.log_tail()}")
+        raise RuntimeError(f"{self.name} not ready after {timeout:.0f}s ({state}); log:\n{self.log_tail()}")
+
+    def diagnose(self) -> str:
+        """The child's scheduler state and CPU time, the machine's load and memory: tells a starved or
+        swapping machine (little CPU used) from a hang (blocked) or a busy loop (CPU used)."""
+        parts = []
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            tick = os.sysconf("SC_CLK_TCK")
+            parts.append(f"child state {fields[0]}, cpu {(int(fields[11]) + int(fields[12])) / tick:.1f} s")
+        except (OSError, IndexError, ValueError):
+            parts.append("child state unknown")
+        with contextlib.suppress(OSError):
+            parts.append("load " + " ".join(Path("/proc/loadavg").read_text().split()[:3]))
+        with contextlib.suppress(OSError, ValueError):
+            info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+            parts.append(", ".join(f"{k} {int(info[k].split()[0]) // 1024} MiB"
+                                   for k in ("MemAvailable", "SwapFree") if k in info))
+        return "; ".join(parts)
 
     def stop(self, timeout: float = 60.0) -> int | None:
         """SIGTERM (graceful), then SIGKILL of the whole process group after ``timeout``."""

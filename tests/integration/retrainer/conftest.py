@@ -105,5 +105,8 @@ def retrainer_env(loop: Loop, kafka_broker, group: str, **extra: str) -> dict[st
 def start_retrainer(loop: Loop, kafka_broker, group: str, name: str = "retrainer", **extra: str) -> ServiceProcess:
     proc = ServiceProcess(name, "driftloop.retrainer", retrainer_env(loop, kafka_broker, group, **extra),
                           loop.state.parent / f"{name}.log", args=("serve",))
-    proc.wait_ready(120)
+    # ~10-40 s on an idle machine (start-up, consumer-group join). CI once saw a restart print nothing
+    # for 120 s while the suite's two engines were busy; 240 s, and a failure now reports the child's
+    # stack and the machine's load and memory (ServiceProcess.diagnose).
+    proc.wait_ready(240)
     return proc
