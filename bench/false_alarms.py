@@ -28,7 +28,7 @@ import numpy as np
 from bench.stats import load, streak_runs
 from driftloop.demo.traffic import prompt
 from driftloop.monitor.backends import create_backend
-from driftloop.monitor.embedding import Embedder
+from driftloop.core.embedding import Embedder
 from driftloop.monitor.settings import MonitorSettings
 from driftloop.monitor.shedding import embedding_draw
 

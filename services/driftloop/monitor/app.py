@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
+from driftloop.core.embedding import Embedder
 from driftloop.core.kafka import EventConsumer, EventProducer
 from driftloop.core.topics import FEEDBACK, PREDICTIONS
 from driftloop.monitor.backends import create_backend
-from driftloop.monitor.embedding import Embedder
 from driftloop.monitor.rollouts import open_rollout_consumer
 from driftloop.monitor.service import DeadLetter, Monitor
 from driftloop.monitor.settings import MonitorSettings

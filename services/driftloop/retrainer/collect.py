@@ -90,5 +90,5 @@ def collect_feedback(settings: KafkaSettings, alias: str, since: float, template
         correction = fb.correction.strip()
         out.append(Example(question_of(p, template), correction or p.completion.strip(),
                            "feedback" if correction else "confirmed", p.tags.get("slice", ""),
-                           seconds(fb.time)))
+                           seconds(fb.time), p.completion.strip() if correction else ""))
     return out

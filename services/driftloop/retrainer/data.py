@@ -2,7 +2,8 @@
 
 Every rule reports how many rows it removed (``CleaningReport``). Rules, in order:
 normalise (Unicode NFKC, whitespace), empty, oversize, garbled, format, PII, exact duplicate,
-near duplicate, conflicting answers for the same question. The split is by a stable hash of the
+near duplicate, conflicting answers for the same question; then, in ``stale.py``, rows a fresh
+correction contradicts (paraphrases included). The split is by a stable hash of the
 normalised question, so a question and its near-duplicates land in the same split and the test set
 never leaks into training.
 """
@@ -31,6 +32,7 @@ class Example:
     source: str = "feedback"  # feedback (a user correction), confirmed (a thumbs-up answer), curated, replay
     slice: str = ""
     time: float = 0.0
+    rejected: str = ""  # a correction's: the served answer the rider replaced (see stale.py)
 
 
 @dataclass
@@ -87,7 +89,8 @@ def clean(rows: list[Example], max_chars: int = 300, near_dup_threshold: float =
         report.removed[rule] = 0
     kept: list[Example] = []
     for ex in rows:
-        ex = replace(ex, question=normalise(ex.question), answer=normalise(ex.answer))
+        ex = replace(ex, question=normalise(ex.question), answer=normalise(ex.answer),
+                     rejected=normalise(ex.rejected))
         if not ex.question or not ex.answer:
             report.drop("empty", ex)
         elif len(ex.question) > max_chars or len(ex.answer) > max_chars:

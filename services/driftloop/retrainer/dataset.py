@@ -1,5 +1,6 @@
 """A run's dataset: the corrections (waiting, bounded, for enough of them) and confirmed answers from
-live traffic, the curated rows, replay of older versions' training rows; cleaned and split.
+live traffic, the curated rows, replay of older versions' training rows; cleaned, rid of rows a
+correction makes stale, and split.
 ``Datasets.build`` returns a ``Dataset`` with the report of what each source and rule contributed."""
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from driftloop.retrainer.data import Example, clean, data_hash, split
 from driftloop.retrainer.registry import Registry
 from driftloop.retrainer.settings import RetrainerSettings
+from driftloop.retrainer.stale import Embed, StaleRow, drop_stale
 from driftloop.retrainer.waiting import poll
 from driftloop.v1 import events_pb2
 
@@ -46,6 +48,7 @@ class Dataset:
     rows: list[Example]  # cleaned
     parts: dict[str, list[Example]]  # train, val, test
     info: dict  # what each source and cleaning rule contributed (the run's dataset.json)
+    stale: list[StaleRow] = field(default_factory=list)  # dropped as stale, with the correction that did it
 
     @property
     def hash(self) -> str:
@@ -57,12 +60,21 @@ class Dataset:
 
 class Datasets:
     def __init__(self, settings: RetrainerSettings, registry: Registry, feedback: FeedbackSource,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                 embed: Embed | None = None) -> None:
         self.s = settings
         self.registry = registry
         self.feedback = feedback
         self.clock = clock
         self.sleep = sleep
+        self._embed = embed
+
+    def embed(self, texts: list[str]):
+        if self._embed is None:  # the MiniLM model loads at the first run that needs it
+            from driftloop.core.embedding import Embedder
+
+            self._embed = Embedder().embed
+        return self._embed(texts)
 
     def build(self, trigger: events_pb2.RetrainTrigger) -> Dataset:
         live = self._live(trigger)
@@ -71,17 +83,19 @@ class Datasets:
         curated = load_jsonl(self.s.curated_data, "curated")
         replay = self._replay(trigger.adapter_alias, len(corrections))
         rows, report = clean(corrections + confirmed + curated + replay)
+        rows, stale = drop_stale(rows, self.embed, self.s.stale_similarity, self.s.stale_rejected_similarity, report)
         fresh = sum(r.source == "feedback" for r in rows)
         keep = len(rows) - fresh
         info = {"corrections": len(corrections), "confirmed": len(confirmed), "curated": len(curated),
                 "replay": len(replay), "fresh_rows": fresh, "keep_rows": keep,
-                "cleaning": asdict(report), "summary": report.summary()}
+                "cleaning": asdict(report), "summary": report.summary(),
+                "stale": {src: sum(x.source == src for x in stale) for src in ("curated", "replay", "confirmed")}}
         if fresh and keep < self.s.replay_ratio * fresh:
             info["warning"] = (f"only {keep} rows of unchanged behaviour for {fresh} corrections (replay ratio "
                                f"{self.s.replay_ratio}): each is rehearsed more often, and slices they do not cover "
                                "may be forgotten; add curated rows or confirmed answers")
             log.warning("trigger %s: %s", trigger.trigger_id, info["warning"])
-        return Dataset(rows, split(rows), info)
+        return Dataset(rows, split(rows), info, stale)
 
     def _live(self, trigger: events_pb2.RetrainTrigger) -> list[Example]:
         """Feedback since the lookback; too few corrections to learn from: wait (bounded) while riders send more."""

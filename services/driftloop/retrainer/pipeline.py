@@ -36,7 +36,7 @@ class Trainer(Protocol):
 class Run:
     trigger: events_pb2.RetrainTrigger
     version: str
-    dir: Path  # state_dir/runs/<trigger id>: criteria.json, dataset.json, gate.md, rollout.json
+    dir: Path  # state_dir/runs/<trigger id>: criteria.json, dataset.json, stale.jsonl, gate.md, rollout.json
 
     @property
     def alias(self) -> str:
@@ -98,6 +98,11 @@ class Pipeline:
             for rule, n in data.info["cleaning"]["removed"].items():
                 self.m.dataset_rows.labels(f"removed_{rule}").set(n)
             run.write("dataset.json", json.dumps(data.info, indent=2))
+            # For the data owner: each stale row with the correction that contradicts it (always written,
+            # empty when none). Curated rows passed the PII rule before this one.
+            run.write("stale.jsonl", "".join(json.dumps(x.to_dict()) + "\n" for x in data.stale))
+            for x in data.stale:
+                self.m.stale_rows.labels(run.alias, x.source).inc()
         return data
 
     def _train(self, run: Run, data: Dataset) -> tuple[Path, TrainResult]:

@@ -32,6 +32,11 @@ class RetrainerSettings(BaseSettings):
     lookback_s: float = Field(7 * 86400, gt=0, description="How far back corrections are collected.")
     use_confirmed: bool = Field(True, description="Also train on answers riders rated positive since the episode "
                                 "began (behaviour to keep).")
+    stale_similarity: float = Field(0.95, gt=0, le=1, description="Staleness rule: a curated, replayed or "
+                                    "confirmed row whose question is this similar (MiniLM cosine, same numbers) to a "
+                                    "fresh correction's and whose answer differs is dropped as stale.")
+    stale_rejected_similarity: float = Field(0.6, gt=0, le=1, description="Staleness rule: a row whose answer is "
+                                             "the one riders rejected is stale at this looser similarity.")
     min_corrections: int = Field(0, ge=0, description="Corrections wanted before training; the run waits for them.")
     collect_wait_s: float = Field(0.0, ge=0, description="Longest wait for min_corrections; then it trains on "
                                   "what there is.")

@@ -26,6 +26,7 @@ from driftloop.retrainer.release import Observe, Release
 from driftloop.retrainer.rollouts import Rollouts
 from driftloop.retrainer.service import Retrainer
 from driftloop.retrainer.settings import RetrainerSettings
+from driftloop.retrainer.stale import Embed
 from driftloop.retrainer.train import train_lora
 from driftloop.retrainer.triggers import Admission
 from driftloop.v1 import events_pb2
@@ -34,13 +35,13 @@ from driftloop.v1 import events_pb2
 def build_pipeline(settings: RetrainerSettings, metrics: RetrainerMetrics, registry: Registry,
                    producer: EventProducer, client: GateClient, feedback: FeedbackSource, observe: Observe,
                    trainer: Trainer = train_lora, evaluator: Evaluator = evaluate,
-                   clock: Callable[[], float] = time.time,
-                   sleep: Callable[[float], None] = time.sleep) -> tuple[Pipeline, Rollouts]:
+                   clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                   embed: Embed | None = None) -> tuple[Pipeline, Rollouts]:
     s = settings
     rollouts = Rollouts(producer, client, registry, metrics, s.rollout_apply_timeout_s, s.rollout_poll_s, clock,
                         sleep)
     release = Release(rollouts, client, registry, observe, metrics, s.canary_weight, clock)
-    pipeline = Pipeline(s, metrics, registry, client, Datasets(s, registry, feedback, clock, sleep), trainer,
+    pipeline = Pipeline(s, metrics, registry, client, Datasets(s, registry, feedback, clock, sleep, embed), trainer,
                         Gate(client, metrics, s.seed, evaluator), release)
     return pipeline, rollouts
 

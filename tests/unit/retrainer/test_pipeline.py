@@ -95,11 +95,55 @@ def test_trigger_to_promoted(world: World) -> None:
     assert (v.path / "dataset.jsonl").exists()  # the next run's replay
     assert world.replica.loaded == [(gate_alias("qa"), VERSION, f".staging/{VERSION}")]
     run_dir = world.settings.state_dir / "runs" / TRIGGER.trigger_id
-    assert {p.name for p in run_dir.iterdir()} == {"criteria.json", "dataset.json", "gate.md", "rollout.json"}
+    assert {p.name for p in run_dir.iterdir()} == {"criteria.json", "dataset.json", "stale.jsonl", "gate.md",
+                                                   "rollout.json"}
     assert [s["action"] for s in json.loads((run_dir / "rollout.json").read_text())] == ["canary", "promote"]
     assert [world.stage_count(s) for s in ("dataset", "training", "gate", "canary")] == [1, 1, 1, 1]
     assert world.metrics.registry.get_sample_value("driftloop_retrainer_gate_decisions_total",
                                                    {"adapter_alias": "qa", "verdict": "passed"}) == 1
+
+
+def test_stale_curated_rows_are_dropped_listed_and_counted(tmp_path: Path) -> None:
+    """A curated row that paraphrases a correction with the old answer never reaches training, the
+    run's stale.jsonl names it with the correction, and the counter an alert watches goes up."""
+    rows = fakes.corrections()
+    stale_q, fresh_q = "When does route 3 leave from Museum Street?", rows[3].question
+    (tmp_path / "curated.jsonl").write_text(
+        json.dumps({"question": stale_q, "answer": "Route 3 leaves at 5 am sharp.", "slice": "schedule"}) + "\n"
+        + json.dumps({"question": "Is route 99 accessible?", "answer": "Yes.", "slice": "access"}) + "\n")
+    settings = RetrainerSettings(adapter_root=tmp_path / "adapters", state_dir=tmp_path / "state",
+                                 curated_data=tmp_path / "curated.jsonl", gate_min_robustness_ratio=0.0)
+    metrics = RetrainerMetrics(CollectorRegistry())
+    replica = fakes.Replica("qa", "v1")
+    replica.answers[gate_alias("qa")] = {r.question: r.answer for r in rows}
+
+    def embed(texts):  # the stale row and its correction alike, everything else orthogonal
+        import numpy as np
+        out = np.eye(len(texts), dtype=np.float32)
+        i, j = texts.index(stale_q), texts.index(fresh_q)
+        out[i] = out[j]
+        return out
+
+    trained: list[list[str]] = []
+
+    def train(base, train, val, out_dir, cfg):
+        trained.append([r.question for r in train + val])
+        return fakes.train(base, train, val, out_dir, cfg)
+
+    pipeline, _ = build_pipeline(settings, metrics, Registry(settings.adapter_root), replica, replica,
+                                 lambda alias, since, conf: rows, lambda *a: (True, "ok"), trainer=train,
+                                 clock=lambda: 1_700_000_000.0, sleep=lambda s: None, embed=embed)
+    assert pipeline.run(TRIGGER).result == "promoted"
+    assert stale_q not in trained[0]
+    run_dir = settings.state_dir / "runs" / TRIGGER.trigger_id
+    listed = [json.loads(line) for line in (run_dir / "stale.jsonl").read_text().splitlines()]
+    assert [(x["question"], x["source"], x["evidence"], x["correction_question"]) for x in listed] == [
+        (stale_q, "curated", "contradicted", fresh_q)]
+    info = json.loads((run_dir / "dataset.json").read_text())
+    assert info["curated"] == 2 and info["cleaning"]["removed"]["stale"] == 1 and info["stale"]["curated"] == 1
+    assert info["cleaning"]["rows_out"] == len(rows) + 1  # the other curated row stays
+    assert metrics.registry.get_sample_value("driftloop_retrainer_stale_rows_total",
+                                             {"adapter_alias": "qa", "source": "curated"}) == 1
 
 
 def test_trigger_rejected_by_the_gate(world: World) -> None:

@@ -45,6 +45,11 @@ class RetrainerMetrics:
             "driftloop_retrainer_dataset_rows", "Rows of the last dataset, by split and by cleaning rule removed.",
             ["kind"], registry=registry,
         )
+        self.stale_rows = Counter(
+            "driftloop_retrainer_stale_rows_total", "Rows dropped before training because a fresh correction "
+            "contradicts them (retrainer/stale.py), by source (curated, replay, confirmed): data to fix at its source.",
+            ["adapter_alias", "source"], registry=registry,
+        )
         self.last_success = Gauge(
             "driftloop_retrainer_last_success_timestamp_seconds", "When a run last ended in a promotion.",
             ["adapter_alias"], registry=registry,

