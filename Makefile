@@ -76,8 +76,8 @@ lint: $(SERVING)/.synced ## Check style (changes nothing)
 	$(SERVING)/bin/ruff check services tests
 
 .PHONY: demo
-demo: env kafka-jars .tools/stamps/promtool ## Run the whole loop on the transit world; report in artifacts/demo-report/
-	$(SPY) -m driftloop.demo
+demo: env kafka-jars .tools/stamps/promtool ## Run the whole loop on the transit world (SCENARIO=faq-change: another change); report in artifacts/demo-report/
+	$(if $(SCENARIO),DRIFTLOOP_DEMO_SCENARIO=$(SCENARIO)) $(SPY) -m driftloop.demo
 
 .PHONY: clean
 clean: kafka-down ## Remove run state (keeps environments and caches)

@@ -158,6 +158,8 @@ def markdown(data: dict) -> str:
             f"{st}" for st in hist), f"- Dataset: {v['dataset'].get('corrections')} corrections, "
             f"{v['dataset'].get('confirmed')} confirmed answers, {v['dataset'].get('curated')} curated, "
             f"{v['dataset'].get('replay')} replay; cleaning: {v['dataset'].get('summary')}",
+            "- Stale rows dropped (a correction contradicts them; listed in the run's `stale.jsonl`): "
+            + (", ".join(f"{k} {n}" for k, n in v["dataset"].get("stale", {}).items()) or "none"),
             f"- Training: {v['training']}", "", "### Gate", "", "```", v["gate_summary"], "```", ""]
     lines += ["## Timeline", "", "| t (s) | event | detail |", "|---|---|---|"]
     for e in data["events"]:

@@ -91,7 +91,8 @@ class Scenario:
         self.evaluate = evaluate
         self.timeline = timeline
         self.old = world.old_world(world_seed)
-        self.new, self.facts = world.new_world(self.old)
+        change, self.description = world.SCENARIOS[s.scenario]
+        self.new, self.facts = change(self.old)
         self.rng = random.Random(s.seed)
         self.changed_eval, self.unchanged_eval = eval_sets(self.new, self.facts, s.eval_size, s.seed)
 
@@ -109,8 +110,8 @@ class Scenario:
                 "unchanged": self.evaluate(version, self.unchanged_eval)}
 
     def change(self) -> None:
-        self.timeline.event("world change", f"{len(self.facts)} facts changed (new schedules on 6 routes, "
-                            "4 detours, 3 new routes); riders more colloquial")
+        self.timeline.event("world change", f"{len(self.facts)} facts changed ({self.description}); riders more "
+                            "colloquial")
 
     def _changed_questions(self, n: int) -> list[world.QA]:
         s = self.s

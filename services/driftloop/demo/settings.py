@@ -4,6 +4,7 @@ settings classes; the demo passes them what it chooses here (sized for a 2-core 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,9 @@ class DemoSettings(BaseSettings):
     alias: str = Field("transit-qa", description="Adapter alias the application calls.")
     model_name: str = Field("transit-base", description="Model name in events and metrics.")
     seed: int = Field(3, description="Seed of the riders and the evaluation sets.")
+    scenario: Literal["schedules", "faq-change"] = Field(
+        "schedules", description="The world change: 'schedules' (new timetables, detours, new routes) or "
+        "'faq-change' (terminals and first departures change: facts the curated FAQ holds go stale).")
 
     # traffic
     chat: bool = Field(True, description="Riders ask as a chat app does (messages: SYSTEM_PROMPT if set, then the "

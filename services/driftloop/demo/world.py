@@ -152,6 +152,36 @@ def new_world(old: dict[int, Route], seed: int = 11, changed: int = 6, detours: 
     return routes, facts
 
 
+def faq_change(old: dict[int, Route], seed: int = 13, terminals: int = 8, first: int = 6
+               ) -> tuple[dict[int, Route], set[tuple[int, str]]]:
+    """A change that contradicts the agency's curated FAQ (scenario ``faq-change``): routes end at
+    another terminal and start at another time — evergreen facts the FAQ holds (``EVERGREEN`` in
+    scenario.py), so the curated rows for them go stale."""
+    rng = random.Random(seed)
+    routes = dict(old)
+    facts: set[tuple[int, str]] = set()
+    numbers = sorted(old)
+    for n in rng.sample(numbers, terminals):
+        r = routes[n]
+        routes[n] = replace(r, terminal=rng.choice([p for p in PLACES if p not in (r.terminal, r.origin)]))
+        facts.add((n, "terminal"))
+    for n in rng.sample(numbers, first):
+        first_departure = routes[n].first
+        while first_departure == routes[n].first:
+            first_departure = _time(rng, 5, 8)
+        routes[n] = replace(routes[n], first=first_departure)
+        facts.add((n, "first"))
+    return routes, facts
+
+
+# scenario name -> (the world after the change, what the timeline says changed)
+SCENARIOS = {
+    "schedules": (new_world, "new schedules on 6 routes, 4 detours, 3 new routes"),
+    "faq-change": (faq_change, "8 routes end at another terminal, 6 start at another time: facts the curated "
+                               "FAQ holds"),
+}
+
+
 @dataclass(frozen=True)
 class QA:
     question: str

@@ -141,7 +141,7 @@ class SignalEvidence(_message.Message):
     def __init__(self, signal: _Optional[str] = ..., statistic: _Optional[float] = ..., threshold: _Optional[float] = ..., p_value: _Optional[float] = ..., detected: bool = ..., sample_count: _Optional[int] = ..., windows_over: _Optional[int] = ...) -> None: ...
 
 class RetrainTrigger(_message.Message):
-    __slots__ = ("trigger_id", "dedupe_key", "created_time", "model", "adapter_alias", "adapter_version", "evidence", "window_start", "window_end", "prediction_count", "feedback_count", "negative_feedback_count", "error_count", "reason")
+    __slots__ = ("trigger_id", "dedupe_key", "created_time", "model", "adapter_alias", "adapter_version", "evidence", "window_start", "window_end", "prediction_count", "feedback_count", "negative_feedback_count", "error_count", "reason", "attempt", "parent_trigger_id", "min_corrections")
     TRIGGER_ID_FIELD_NUMBER: _ClassVar[int]
     DEDUPE_KEY_FIELD_NUMBER: _ClassVar[int]
     CREATED_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +156,9 @@ class RetrainTrigger(_message.Message):
     NEGATIVE_FEEDBACK_COUNT_FIELD_NUMBER: _ClassVar[int]
     ERROR_COUNT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    PARENT_TRIGGER_ID_FIELD_NUMBER: _ClassVar[int]
+    MIN_CORRECTIONS_FIELD_NUMBER: _ClassVar[int]
     trigger_id: str
     dedupe_key: str
     created_time: _timestamp_pb2.Timestamp
@@ -170,7 +173,10 @@ class RetrainTrigger(_message.Message):
     negative_feedback_count: int
     error_count: int
     reason: str
-    def __init__(self, trigger_id: _Optional[str] = ..., dedupe_key: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model: _Optional[str] = ..., adapter_alias: _Optional[str] = ..., adapter_version: _Optional[str] = ..., evidence: _Optional[_Iterable[_Union[SignalEvidence, _Mapping]]] = ..., window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prediction_count: _Optional[int] = ..., feedback_count: _Optional[int] = ..., negative_feedback_count: _Optional[int] = ..., error_count: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    attempt: int
+    parent_trigger_id: str
+    min_corrections: int
+    def __init__(self, trigger_id: _Optional[str] = ..., dedupe_key: _Optional[str] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model: _Optional[str] = ..., adapter_alias: _Optional[str] = ..., adapter_version: _Optional[str] = ..., evidence: _Optional[_Iterable[_Union[SignalEvidence, _Mapping]]] = ..., window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prediction_count: _Optional[int] = ..., feedback_count: _Optional[int] = ..., negative_feedback_count: _Optional[int] = ..., error_count: _Optional[int] = ..., reason: _Optional[str] = ..., attempt: _Optional[int] = ..., parent_trigger_id: _Optional[str] = ..., min_corrections: _Optional[int] = ...) -> None: ...
 
 class AdapterVersionRef(_message.Message):
     __slots__ = ("version", "path", "sha256")
