@@ -103,16 +103,19 @@ class Datasets:
         since = episode_start - self.s.lookback_s
         confirmed_since = episode_start if self.s.use_confirmed else None
 
+        # An attempt after a gate rejection wants more corrections than the rejected one had (episodes.py).
+        wanted = max(self.s.min_corrections, trigger.min_corrections)
+        wait_s = self.s.retry_wait_s if trigger.min_corrections else self.s.collect_wait_s
+
         def corrections(rows: list[Example]) -> int:
             return sum(x.source == "feedback" for x in rows)
 
         def waiting(rows: list[Example]) -> None:
-            log.info("trigger %s: %d corrections, waiting for %d", trigger.trigger_id, corrections(rows),
-                     self.s.min_corrections)
+            log.info("trigger %s: %d corrections, waiting for %d", trigger.trigger_id, corrections(rows), wanted)
 
         return poll(lambda: self.feedback(trigger.adapter_alias, since, confirmed_since),
-                    lambda rows: corrections(rows) >= self.s.min_corrections, self.s.collect_wait_s,
-                    self.s.collect_poll_s, self.sleep, on_wait=waiting)
+                    lambda rows: corrections(rows) >= wanted, wait_s, self.s.collect_poll_s, self.sleep,
+                    on_wait=waiting)
 
     def _replay(self, alias: str, n_corrections: int) -> list[Example]:
         pool: list[Example] = []

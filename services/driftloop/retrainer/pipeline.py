@@ -69,13 +69,18 @@ class Pipeline:
         run.dir.mkdir(parents=True, exist_ok=True)
         criteria = self._fix_criteria(run)
         data = self._dataset(run)
+        if data.info["corrections"] < trigger.min_corrections:  # an attempt after a rejection, no new evidence
+            return outcome(trigger, run.version, "skipped",
+                           f"attempt {trigger.attempt}: {data.info['corrections']} corrections, "
+                           f"{trigger.min_corrections} wanted (new ones since the rejected attempt) within "
+                           f"{self.s.retry_wait_s:.0f} s: the same data would give the same verdict")
         if not data.enough(self.s.min_train_rows):
             return outcome(trigger, run.version, "failed", f"not enough clean data: {data.info['summary']}")
         staging, training = self._train(run, data)
         report = self._gate(run, staging, data, criteria)
         self._register(run, staging, data, training, report, criteria)
         if not report.passed:
-            return self._reject(run, report)
+            return self._reject(run, report, data)
         return self.release.run(run.journal, trigger, run.version)
 
     def abandon(self, trigger: events_pb2.RetrainTrigger) -> str:
@@ -130,9 +135,12 @@ class Pipeline:
                     "prompt": asdict(self.s.prompt())}  # how it was trained and gated: its input format
         self.registry.register(run.alias, run.version, staging, metadata)
 
-    def _reject(self, run: Run, report: GateReport) -> RunOutcome:
+    def _reject(self, run: Run, report: GateReport, data: Dataset) -> RunOutcome:
         self.registry.set_status(run.alias, run.version, "rejected", "acceptance gate")
-        return outcome(run.trigger, run.version, "rejected", report.summary())
+        return outcome(run.trigger, run.version, "rejected", f"{report.summary()}\nData: {data.info['summary']}; "
+                       f"{data.info['corrections']} corrections, {data.info['confirmed']} confirmed, "
+                       f"{data.info['curated']} curated, {data.info['replay']} replay",
+                       data.info["corrections"])
 
     # -- a run restarted after its version was registered -------------------------------------------
     def _open(self, trigger: events_pb2.RetrainTrigger) -> Run:
@@ -142,9 +150,12 @@ class Pipeline:
 
     def _resume(self, run: Run) -> RunOutcome:
         v = self.registry.get(run.alias, run.version)
-        if v.status in FINAL:
-            return outcome(run.trigger, run.version, v.status, "already finished")
+        corrections = v.metadata.get("dataset", {}).get("corrections", 0)
+        if v.status in FINAL:  # a rejection keeps its report: what follows it needs the reason and the data
+            detail = v.metadata.get("gate_summary", "") if v.status == "rejected" else ""
+            return outcome(run.trigger, run.version, v.status, detail or "already finished", corrections)
         if not v.metadata.get("gate", {}).get("passed"):
             self.registry.set_status(v.alias, run.version, "rejected", "acceptance gate")
-            return outcome(run.trigger, run.version, "rejected", "acceptance gate")
+            return outcome(run.trigger, run.version, "rejected", v.metadata.get("gate_summary", "acceptance gate"),
+                           corrections)
         return self.release.run(run.journal, run.trigger, run.version)

@@ -2,7 +2,8 @@
 trigger, see ``outcomes.py``), offsets committed only after the outcome is durable, and the long run
 on a worker thread while the consumer keeps polling with its partitions paused (so the group never
 rebalances mid-training). A run that fails is retried (tenacity); after the last try it is an
-outcome too, and a canary it left behind is rolled back."""
+outcome too, and a canary it left behind is rolled back. A gate rejection raises the episode's next
+attempt (``episodes.py``), published before the outcome is recorded."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Protocol
 
 import grpc
@@ -21,6 +23,7 @@ from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_fixed
 from driftloop.core import codec, ids
 from driftloop.core.kafka import EventConsumer
 from driftloop.core.metrics import RetrainerMetrics
+from driftloop.retrainer import episodes
 from driftloop.retrainer.outcomes import Outcomes
 from driftloop.retrainer.settings import RetrainerSettings
 from driftloop.retrainer.triggers import RunOutcome, TriggerRefused, outcome
@@ -30,6 +33,11 @@ log = logging.getLogger(__name__)
 
 DeadLetters = Callable[[ConsumerRecord, str, str], None]
 Admit = Callable[[events_pb2.RetrainTrigger], None]  # raises TriggerRefused, or grpc.RpcError (try again)
+Publish = Callable[[events_pb2.RetrainTrigger], None]  # onto the triggers topic, acknowledged (or raises)
+
+
+class PublishFailed(RuntimeError):
+    """The episode's next attempt could not be published: the trigger is handled again (its run resumes)."""
 
 
 class Runner(Protocol):
@@ -40,7 +48,8 @@ class Runner(Protocol):
 class Retrainer:
     def __init__(self, settings: RetrainerSettings, metrics: RetrainerMetrics, consumer: EventConsumer,
                  dead_letters: DeadLetters, outcomes: Outcomes, admit: Admit, pipeline: Runner,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, publish: Publish | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.s = settings
         self.metrics = metrics
         self.consumer = consumer
@@ -49,6 +58,8 @@ class Retrainer:
         self.admit = admit
         self.pipeline = pipeline
         self.sleep = sleep
+        self.publish = publish
+        self.clock = clock
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="retrain-run")
 
     def run(self, stop: threading.Event) -> None:
@@ -78,7 +89,13 @@ class Retrainer:
             result = self._run_paused(trigger, tp, stop)
             if result is None:  # stopping: leave the trigger uncommitted, it is redelivered
                 return
-            self._finished(trigger, result)
+            try:
+                self._finished(trigger, result)
+            except PublishFailed as exc:  # handled again: the run resumes from its registered version
+                log.error("trigger %s: %s; handling it again", trigger.trigger_id, exc)
+                self.consumer.raw.seek(tp, record.offset)
+                stop.wait(self.s.retry_backoff_s)
+                return
         self._commit(record)
 
     def _decode(self, record: ConsumerRecord) -> events_pb2.RetrainTrigger | None:
@@ -154,10 +171,30 @@ class Retrainer:
             return f"; canary rollback failed: {type(exc).__name__}: {exc}"
 
     def _finished(self, trigger: events_pb2.RetrainTrigger, result: RunOutcome) -> None:
+        if result.result == "rejected":
+            result = self._after_rejection(trigger, result)
+        elif result.result == "skipped" and trigger.min_corrections:
+            self.metrics.after_rejection.labels(result.alias, "no_new_evidence").inc()
         self.outcomes.finish(result)  # durable before the offset moves
         self.metrics.runs.labels(result.alias, result.result).inc()
         log.info("trigger %s finished: %s %s (%s)", trigger.trigger_id, result.result, result.version,
                  result.detail.splitlines()[0] if result.detail else "")
+
+    def _after_rejection(self, trigger: events_pb2.RetrainTrigger, result: RunOutcome) -> RunOutcome:
+        """Raise the episode's next attempt (before the outcome is recorded: published at least once; the
+        same trigger id if this is redone) and say what happens next in the outcome's detail."""
+        follow = episodes.follow_up(trigger, result, self.s, self.clock())
+        if follow is not None and self.publish is not None:
+            try:
+                self.publish(follow)
+            except Exception as exc:
+                raise PublishFailed(f"could not publish attempt {follow.attempt}: {type(exc).__name__}: {exc}") from exc
+        elif follow is not None:
+            follow = None  # nowhere to publish (the one-shot CLI): the episode ends here
+        self.metrics.after_rejection.labels(result.alias, "retry" if follow else "gave_up").inc()
+        step = episodes.next_step(trigger, follow, self.s)
+        log.warning("trigger %s: the gate rejected %s. %s", trigger.trigger_id, result.version, step)
+        return replace(result, detail=f"{result.detail}\n{step}")
 
     def _drop(self, record: ConsumerRecord, error_type: str, reason: str, result: str) -> None:
         self.dead_letters(record, error_type, reason)

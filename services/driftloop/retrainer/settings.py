@@ -54,6 +54,12 @@ class RetrainerSettings(BaseSettings):
                                "requests (PROMPT_FORMAT chat); empty: none.")
     run_attempts: int = Field(3, ge=1, description="Tries per trigger before it is recorded as failed; a retry "
                               "resumes from the registered version, it never trains twice.")
+    rejection_retries: int = Field(2, ge=0, le=10, description="Attempts the retrainer raises itself after a gate "
+                                   "rejection, per episode (retrainer/episodes.py); 0: a rejection ends the episode.")
+    retry_min_new_corrections: int = Field(20, ge=1, description="New corrections an attempt after a rejection waits "
+                                           "for (more than the rejected attempt trained on) before it trains.")
+    retry_wait_s: float = Field(900.0, ge=0, description="Longest an attempt after a rejection waits for those "
+                                "corrections; without them it ends as skipped and the episode with it.")
     retry_backoff_s: float = Field(15.0, ge=0, description="Pause between tries of a failed run.")
     max_trigger_age_s: float = Field(86400.0, gt=0, description="Older triggers are stale: dead-lettered, no run.")
     metrics_port: int = Field(9402, ge=0, description="Prometheus /metrics port.")

@@ -20,10 +20,12 @@ class RunOutcome:
     version: str
     result: str  # promoted, rejected, rolled_back, failed, skipped
     detail: str = ""
+    corrections: int = 0  # the run's dataset had this many (an attempt after a rejection wants more)
 
 
-def outcome(trigger: events_pb2.RetrainTrigger, version: str, result: str, detail: str = "") -> RunOutcome:
-    return RunOutcome(trigger.trigger_id, trigger.adapter_alias, version, result, detail)
+def outcome(trigger: events_pb2.RetrainTrigger, version: str, result: str, detail: str = "",
+            corrections: int = 0) -> RunOutcome:
+    return RunOutcome(trigger.trigger_id, trigger.adapter_alias, version, result, detail, corrections)
 
 
 class TriggerRefused(ValueError):
@@ -45,6 +47,10 @@ def check_trigger(t: events_pb2.RetrainTrigger) -> None:
         raise TriggerRefused("invalid_identifier", str(exc)) from None
     if len(t.dedupe_key) > 256 or not t.dedupe_key.isprintable():
         raise TriggerRefused("invalid_identifier", "dedupe_key must be printable and at most 256 characters")
+    try:
+        ids.TRIGGER_ID.check(t.parent_trigger_id, required=False)
+    except ids.InvalidIdentifier as exc:
+        raise TriggerRefused("invalid_identifier", str(exc)) from None
 
 
 def version_for(trigger_id: str) -> str:
@@ -57,8 +63,11 @@ class Admission:
     """Checks before any work: identifiers, the alias is served, the trigger is not stale."""
 
     def __init__(self, max_age_s: float, registered: Callable[[str, str], bool], routes: RouteReader,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, max_attempt: int = 3,
+                 max_corrections: int = 1_000_000) -> None:
         self.max_age_s = max_age_s
+        self.max_attempt = max_attempt  # 1 + REJECTION_RETRIES
+        self.max_corrections = max_corrections
         self.registered = registered
         self.routes = routes
         self.clock = clock
@@ -67,6 +76,10 @@ class Admission:
         """Raises TriggerRefused (the record is dead-lettered; nothing trains); a replica that cannot
         be reached raises grpc.RpcError (transient: the trigger is retried)."""
         check_trigger(trigger)
+        if trigger.attempt > self.max_attempt:
+            raise TriggerRefused("invalid", f"attempt {trigger.attempt} of an episode allowed {self.max_attempt}")
+        if trigger.min_corrections > self.max_corrections:
+            raise TriggerRefused("invalid", f"min_corrections {trigger.min_corrections} above {self.max_corrections}")
         now = self.clock()
         age = now - (trigger.created_time.seconds or now)
         if age > self.max_age_s:

@@ -90,7 +90,7 @@ def open_parts(settings: RetrainerSettings, prometheus: CollectorRegistry | None
     registry = Registry(settings.adapter_root)
     pipeline, rollouts = build_pipeline(settings, metrics, registry, producer, client, live_feedback(settings),
                                         canary_observer(settings))
-    admit = Admission(settings.max_trigger_age_s, registry.exists, client)
+    admit = Admission(settings.max_trigger_age_s, registry.exists, client, max_attempt=1 + settings.rejection_retries)
     return Parts(settings, metrics, producer, client, registry, admit, pipeline, rollouts)
 
 
@@ -99,5 +99,8 @@ def build_retrainer(parts: Parts) -> Retrainer:
     s = parts.settings
     consumer = EventConsumer(s.kafka, [RETRAIN_TRIGGERS], s.group_id, events_pb2.RetrainTrigger,
                              max_poll_records=1, max_poll_interval_ms=300_000)
+    def publish(trigger: events_pb2.RetrainTrigger) -> None:  # keyed like the monitor's triggers
+        parts.producer.send_and_wait(RETRAIN_TRIGGERS, trigger.dedupe_key, trigger)
+
     return Retrainer(s, parts.metrics, consumer, DeadLetterSink(parts.producer, s.group_id),
-                     Outcomes(path(s)), parts.admit, parts.pipeline)
+                     Outcomes(path(s)), parts.admit, parts.pipeline, publish=publish)

@@ -45,6 +45,11 @@ class RetrainerMetrics:
             "driftloop_retrainer_dataset_rows", "Rows of the last dataset, by split and by cleaning rule removed.",
             ["kind"], registry=registry,
         )
+        self.after_rejection = Counter(
+            "driftloop_retrainer_after_rejection_total", "What followed a gate rejection, per episode step: retry (the "
+            "next attempt raised), gave_up (no attempt left), no_new_evidence (an attempt ended without the new "
+            "corrections it waited for; the episode ends).", ["adapter_alias", "result"], registry=registry,
+        )
         self.stale_rows = Counter(
             "driftloop_retrainer_stale_rows_total", "Rows dropped before training because a fresh correction "
             "contradicts them (retrainer/stale.py), by source (curated, replay, confirmed): data to fix at its source.",
