@@ -23,11 +23,13 @@ KEEP = ("driftloop_monitor_drift_statistic", "driftloop_monitor_drift_statistic_
         "driftloop_monitor_retrain_triggers", "driftloop_monitor_episode_active", "driftloop_monitor_consumer_lag",
         "driftloop_inference_requests", "driftloop_inference_canary_weight", "driftloop_retrainer_run_in_progress",
         "driftloop_retrainer_runs_total", "driftloop_retrainer_stage_duration_seconds_sum",
-        "driftloop_retrainer_gate_score")
+        "driftloop_retrainer_gate_score", "driftloop_retrainer_after_rejection_total")
 """Series kept in the timeline (name prefixes)."""
 STAGES = ("dataset", "training", "gate")
-FINAL = ("promoted", "rejected", "rolled_back")
-"""Run outcomes that end the demo's wait; after a failed run it keeps waiting (the loop may try again)."""
+FINAL = ("promoted", "rolled_back")
+"""Run outcomes that end the demo's wait; after a failed run it keeps waiting (the loop may try again),
+and after a rejection too while the retrainer's next attempt is pending (retrainer/episodes.py)."""
+EPISODE_ENDED = ("gave_up", "no_new_evidence")
 
 
 def parse_samples(text: str, t: float, service: str, keep: tuple[str, ...] = KEEP) -> list[dict]:
@@ -86,6 +88,11 @@ class Observer:
             took = self._latest("driftloop_retrainer_stage_duration_seconds_sum", stage=stage)
             if took:
                 self._once(f"stage:{stage}", f"retrainer: {stage} done", f"{took:.0f} s")
+        retries = int(self._latest("driftloop_retrainer_after_rejection_total", adapter_alias=self.alias,
+                                   result="retry"))
+        for n in range(1, retries + 1):
+            self._once(f"retry:{n}", "retrainer: gate rejected, next attempt raised",
+                       f"attempt {n + 1} waits for new corrections")
 
     def _once(self, key: str, name: str, detail: str = "") -> None:
         if key not in self._seen:
@@ -93,10 +100,15 @@ class Observer:
             self.timeline.event(name, detail)
 
     def outcome(self) -> str | None:
-        """The first final outcome of a retraining run for the alias (promoted, rejected, rolled_back)."""
+        """The first final outcome for the alias: promoted or rolled back, or rejected once the episode
+        has no attempt left (the retrainer counts that before it counts the run)."""
         for result in FINAL:
             if self._latest("driftloop_retrainer_runs_total", adapter_alias=self.alias, outcome=result):
                 return result
+        ended = any(self._latest("driftloop_retrainer_after_rejection_total", adapter_alias=self.alias, result=r)
+                    for r in EPISODE_ENDED)
+        if ended and self._latest("driftloop_retrainer_runs_total", adapter_alias=self.alias, outcome="rejected"):
+            return "rejected"
         return None
 
     def training(self) -> bool:

@@ -111,6 +111,15 @@ def _outcomes(loop) -> dict[str, tuple]:
     return {r[0]: r[1:] for r in rows}
 
 
+def _episode(loop, alias: str) -> list[tuple[str, str]]:
+    """(result, detail) of each finished outcome of ``alias``, in the order the runs started."""
+    db = sqlite3.connect(loop.state / "outcomes.sqlite")
+    rows = db.execute("SELECT result, detail FROM outcomes WHERE alias = ? AND finished IS NOT NULL ORDER BY started",
+                      (alias,)).fetchall()
+    db.close()
+    return rows
+
+
 def _wait_outcome(loop, trigger_id: str, timeout: float) -> tuple:
     """(result, attempts, finished, version) once the trigger has a result; (None, ...) after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -209,6 +218,18 @@ def test_bad_candidate_is_rejected_and_never_served(loop, kafka_broker, kafka_se
         listed = _listed(loop, alias)
         assert listed.routes[0].stable_version == "v0" and not listed.routes[0].canary_version
         assert [x.version for x in listed.versions] == ["v0"]  # never loaded for traffic
+        # The episode goes on: the retrainer published attempt 2 to the triggers topic and consumed it;
+        # with no new corrections (RETRY_WAIT_S 5 here) it ends as skipped, and nothing more trains.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(_episode(loop, alias)) < 2:
+            time.sleep(1)
+        steps = _episode(loop, alias)
+        assert [r for r, _ in steps] == ["rejected", "skipped"], steps
+        had = v.metadata["dataset"]["corrections"]
+        assert "Next: attempt 2 of 3" in steps[0][1] and f"{had} corrections, {had + 20} wanted" in steps[1][1], steps
+        assert [x.version for x in registry.versions(alias) if x.version != "v0"] == [version]  # nothing more trained
+        figure(f"retrainer after a rejection: attempt 2 raised through Kafka, {steps[1][0]} without new "
+               f"corrections ({steps[1][1].splitlines()[0][:80]})")
     finally:
         retrainer.stop()
 

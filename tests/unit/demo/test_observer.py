@@ -98,6 +98,19 @@ def test_outcome_is_the_first_final_run_result_of_the_alias() -> None:
     assert obs.outcome() == "promoted"
 
 
+def test_a_rejection_ends_the_wait_only_when_the_episode_has_no_attempt_left() -> None:
+    obs, svc, clock = _observer()
+    svc.retrainer.after_rejection.labels("qa", "retry").inc()  # counted before the run (service._finished)
+    svc.retrainer.runs.labels("qa", "rejected").inc()
+    _step(obs, clock)
+    assert obs.outcome() is None  # attempt 2 is pending
+    assert [e["event"] for e in obs.timeline.events] == ["retrainer: gate rejected, next attempt raised"]
+    svc.retrainer.after_rejection.labels("qa", "gave_up").inc()
+    svc.retrainer.runs.labels("qa", "rejected").inc()
+    _step(obs, clock)
+    assert obs.outcome() == "rejected"
+
+
 def test_a_service_that_does_not_answer_is_skipped() -> None:
     obs, svc, clock = _observer()
     svc.down.add("retrainer")
