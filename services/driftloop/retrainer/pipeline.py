@@ -13,6 +13,7 @@ from typing import Protocol
 
 from driftloop.core import ids
 from driftloop.core.metrics import RetrainerMetrics
+from driftloop.retrainer.augment import augment
 from driftloop.retrainer.data import Example
 from driftloop.retrainer.dataset import Dataset, Datasets, write_jsonl
 from driftloop.retrainer.evaluate import GateCriteria, GateReport
@@ -112,9 +113,10 @@ class Pipeline:
 
     def _train(self, run: Run, data: Dataset) -> tuple[Path, TrainResult]:
         staging = self.registry.stage(run.version)
+        train = augment(data.parts["train"], self.s.augment_variants, self.s.seed)
+        data.info["augmented_rows"] = len(train) - len(data.parts["train"])
         with self.m.stage_seconds.labels("training").time():
-            result = self.trainer(self.s.base_model, data.parts["train"], data.parts["val"], staging,
-                                  self.s.train_config())
+            result = self.trainer(self.s.base_model, train, data.parts["val"], staging, self.s.train_config())
         write_jsonl(staging / "dataset.jsonl", data.parts["train"] + data.parts["val"])  # later runs' replay
         return staging, result
 

@@ -35,8 +35,9 @@ class RetrainerSettings(BaseSettings):
     stale_similarity: float = Field(0.95, gt=0, le=1, description="Staleness rule: a curated, replayed or "
                                     "confirmed row whose question is this similar (MiniLM cosine, same numbers) to a "
                                     "fresh correction's and whose answer differs is dropped as stale.")
-    stale_rejected_similarity: float = Field(0.6, gt=0, le=1, description="Staleness rule: a row whose answer is "
-                                             "the one riders rejected is stale at this looser similarity.")
+    stale_rejected_similarity: float = Field(0.8, gt=0, le=1, description="Staleness rule: a row whose answer is "
+                                             "the one riders rejected (and none confirmed) is stale at this looser "
+                                             "similarity.")
     min_corrections: int = Field(0, ge=0, description="Corrections wanted before training; the run waits for them.")
     collect_wait_s: float = Field(0.0, ge=0, description="Longest wait for min_corrections; then it trains on "
                                   "what there is.")
@@ -75,6 +76,9 @@ class RetrainerSettings(BaseSettings):
     eval_every: int = Field(25, ge=1, description="Steps between validation-loss checks.")
     patience: int = Field(4, ge=1, description="Checks without improvement before early stopping.")
     seed: int = Field(0, description="Seed of sampling, initialisation and split-independent randomness.")
+    augment_variants: int = Field(2, ge=0, le=8, description="Synthetic variants of each training row (case, typos, "
+                                  "phrasing frames; retrainer/augment.py), so the adapter learns robustness; "
+                                  "never of validation or test rows. 0: off.")
     train_threads: int = Field(0, ge=0, description="CPU threads for training (0: torch's default). Where a CPU "
                                "inference engine shares the machine, keep off its cores: its OpenMP threads spin.")
 

@@ -57,11 +57,23 @@ def test_a_different_number_is_a_different_question_however_close_the_embedding(
 
 
 def test_the_answer_riders_rejected_is_stale_at_the_looser_similarity() -> None:
-    curated = Example("How often does route 12 run?", OLD, "confirmed")
+    curated = Example("How often does route 12 run?", OLD, "curated")
     kept, stale = drop_stale([correction(), curated], EMBED, similarity=0.99, rejected_similarity=0.6)
     assert kept == [correction()] and [s.evidence for s in stale] == ["rejected"]
     # below the looser threshold nothing is dropped
     assert drop_stale([correction(), curated], EMBED, similarity=0.99, rejected_similarity=0.97)[1] == []
+
+
+def test_an_answer_riders_confirmed_is_not_stale_by_a_rejection() -> None:
+    """The model gave a true answer to the wrong question (route 12's fare when asked where it ends): the
+    rejection says nothing about that answer, and a rider confirming it since the episode began says
+    it is current. Neither the confirmed row nor a curated row with that answer is dropped."""
+    fare = "A single fare on route 12 is 2.50 euros."
+    rows = [correction("how often is route 12", NEW, rejected=fare),
+            Example("How often does route 12 run?", fare, "curated"),
+            Example("How often does route 12 run?", fare, "confirmed")]
+    assert drop_stale(rows, EMBED, similarity=0.99, rejected_similarity=0.6) == (rows, [])
+    assert [s.source for s in drop_stale(rows[:2], EMBED, similarity=0.99, rejected_similarity=0.6)[1]] == ["curated"]
 
 
 def test_a_correction_that_agrees_with_the_row_keeps_it() -> None:
