@@ -31,7 +31,7 @@ class Exporter:
                 self.m.rate.labels(*labels, name).set(sig.value)
                 self.m.rate_threshold.labels(*labels, name).set(st.s.rate_threshold(name))
                 self._evaluated(labels, name, sig)
-        self.m.episode_active.labels(*labels).set(int(st.episode is not None))
+        self.m.episode_active.labels(*labels).set(int(st.episode is not None or st.follow_up is not None))
         self.reference(st)
 
     def reference(self, st: Stream) -> None:

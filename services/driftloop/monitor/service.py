@@ -250,6 +250,9 @@ class Monitor:
             self.metrics.drift_tests.labels(st.model, st.alias, name,
                                             "drift" if result is not None and result.detected else "no_drift").inc()
         self.exporter.stream(st)
+        for event in st.follow_up_events:
+            self.metrics.follow_ups.labels(st.model, st.alias, event).inc()
+        st.follow_up_events.clear()
         if closed.trigger is not None:
             self.checkpoint.add_trigger(retrain_trigger(closed.trigger, self.s, now))
 

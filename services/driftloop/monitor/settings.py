@@ -64,6 +64,14 @@ class MonitorSettings(BaseSettings):
     clear_windows: int = Field(3, ge=1, description="Quiet windows before an episode ends (hysteresis).")
     rate_hysteresis: float = Field(0.8, gt=0, le=1, description="A rate must fall below threshold × this to clear.")
     cooldown_s: float = Field(600.0, ge=0, description="Minimum time between two triggers of one alias.")
+    follow_up_margin: float = Field(
+        0.03, ge=0, le=1, description="After a promotion that answered an episode, the negative-feedback rate may "
+        "stay this much above the stream's own pre-change rate; above it for FOLLOW_UP_WINDOWS windows, a follow-up "
+        "round is triggered (the rate over RATE_WINDOW 200 has a standard error of ~0.025 at 15 %).")
+    follow_up_windows: int = Field(3, ge=1, description="Windows in a row above the pre-change rate + margin "
+                                   "before a follow-up round.")
+    max_rounds: int = Field(3, ge=1, le=10, description="Trigger rounds per episode, the first included; 1: no "
+                            "follow-up rounds.")
 
     # -- joining ------------------------------------------------------------------------------------
     join_ttl_s: float = Field(3600.0, gt=0, description="How long a prediction waits for its feedback.")

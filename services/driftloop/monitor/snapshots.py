@@ -10,7 +10,7 @@ import numpy as np
 
 from driftloop.monitor.backends import TestResult
 from driftloop.monitor.features import Features, Sample
-from driftloop.monitor.policy import Episode
+from driftloop.monitor.policy import Episode, FollowUp
 from driftloop.monitor.settings import MonitorSettings
 from driftloop.monitor.signals import FEATURES, SignalState
 from driftloop.monitor.streams import Stream
@@ -40,6 +40,8 @@ def to_state(st: Stream) -> tuple[dict, bytes, bytes | None]:
         "errors": list(st.errors), "latencies": list(st.latencies), "negatives": list(st.negatives),
         "signals": {k: _signal_meta(v) for k, v in st.signals.items()},
         "episode": None if st.episode is None else st.episode.__dict__,
+        "baseline_negative": st.baseline_negative,
+        "follow_up": None if st.follow_up is None else st.follow_up.__dict__,
         "last_trigger_at": st.last_trigger_at, "windows_tested": st.windows_tested,
         "last_event_time": st.last_event_time,
     }
@@ -72,6 +74,8 @@ def from_state(s: MonitorSettings, meta: dict, window: bytes, reference: bytes) 
                                                                    v["tested_at"])
         sig.result = None if v["result"] is None else TestResult(*v["result"])
     st.episode = None if meta["episode"] is None else Episode(**meta["episode"])
+    st.baseline_negative = meta.get("baseline_negative")  # (absent in a state written before rounds)
+    st.follow_up = FollowUp(**meta["follow_up"]) if meta.get("follow_up") else None
     st.last_trigger_at = meta["last_trigger_at"]
     st.windows_tested = meta["windows_tested"]
     st.last_event_time = meta["last_event_time"]

@@ -19,7 +19,7 @@ from driftloop.monitor import policy
 from driftloop.monitor.backends import DriftBackend
 from driftloop.monitor.detectors import PreparedReference, Tested, run_window_tests
 from driftloop.monitor.features import Features, Sample
-from driftloop.monitor.policy import Episode, TriggerDecision
+from driftloop.monitor.policy import Episode, FollowUp, TriggerDecision
 from driftloop.monitor.settings import MonitorSettings
 from driftloop.monitor.signals import SIGNALS, SignalState
 
@@ -51,6 +51,9 @@ class Stream:
     negatives: deque = field(default_factory=deque)
     signals: dict[str, SignalState] = field(default_factory=dict)
     episode: Episode | None = None
+    baseline_negative: float | None = None  # negative-feedback rate at the last window with no episode open
+    follow_up: FollowUp | None = None  # a promoted episode, watched until back to normal (policy.py)
+    follow_up_events: list[str] = field(default_factory=list)  # raised/recovered/exhausted, for the metrics
     last_trigger_at: float = 0.0
     windows_tested: int = 0
     last_event_time: float = 0.0
@@ -99,6 +102,12 @@ class Stream:
         for st in self.signals.values():
             st.windows_over = 0
             st.result = None
+        # The episode that led here goes on as a follow-up (a round's promotion keeps the one it had).
+        follow_up = policy.follow_up_of(self.episode) or self.follow_up
+        if follow_up is not None:
+            follow_up.windows_over = follow_up.quiet_windows = 0
+            follow_up.pending_since = None
+        self.follow_up = follow_up
         self.episode = None
         self._prepared = None
         self.reference_dirty = True

@@ -94,3 +94,68 @@ def test_reset_rebuilds_reference() -> None:
     feed(st, backend, np.random.default_rng(4), 160, 0.0)
     st.reset("v2")
     assert not st.has_reference and st.version == "v2" and st.window == []
+
+
+# -- rounds: after a promotion, until the stream is back to its own normal (policy.py) ---------------
+R = S.model_copy(update={"trigger_signals": ("negative_feedback_rate",), "rate_window": 50, "min_samples": 20,
+                         "follow_up_margin": 0.05, "follow_up_windows": 2, "max_rounds": 3, "cooldown_s": 600})
+
+
+def rated(stream, backend, rng, windows: int, negative_share: float, start: int) -> list:
+    """``windows`` windows of in-distribution traffic, each prediction rated (negative at that share)."""
+    out = []
+    for w in range(windows):
+        for k in range(R.window_size):
+            stream.add_feedback(k < negative_share * R.window_size)
+        out += feed(stream, backend, rng, R.window_size, 0.0, start + w * R.window_size)
+    return out
+
+
+def episode_promoted(backend, rng) -> tuple[Stream, object]:
+    """A stream at 10 % negative feedback, then 60 % (one trigger), then the version it led to promoted."""
+    st = Stream("m", "a", R, version="v1")
+    feed(st, backend, rng, 100, 0.0)  # the reference
+    assert rated(st, backend, rng, 2, 0.1, 100) == [] and st.baseline_negative == pytest.approx(0.1)
+    first = rated(st, backend, rng, 2, 0.6, 200)
+    assert len(first) == 1 and st.episode.baseline_negative == pytest.approx(0.1)
+    st.reset("v2")  # the promotion the trigger led to
+    assert st.follow_up is not None and st.episode is None and st.follow_up.round == 1
+    feed(st, backend, rng, 100, 0.0, 300)  # the new version's reference
+    return st, first[0]
+
+
+def test_quality_still_worse_than_before_the_change_raises_bounded_follow_up_rounds() -> None:
+    backend = ScipyBackend(0.01, 50)
+    rng = np.random.default_rng(5)
+    st, first = episode_promoted(backend, rng)
+    # 20 % negative on v2: under the absolute 0.3 threshold, above the pre-change 10 % + 5 points
+    second = rated(st, backend, rng, 4, 0.2, 400)
+    assert len(second) == 1  # one round, then pending (cooldown) until its promotion
+    d = second[0]
+    assert d.dedupe_key == f"{first.dedupe_key}#round2" and d.window_start == first.window_start
+    assert d.version == "v2" and "follow-up round 2 of 3" in d.reason and "pre-change 0.100" in d.reason
+    assert d.thresholds == {"negative_feedback_rate": pytest.approx(0.15)}
+    assert st.follow_up_events == ["raised"]
+    st.reset("v3")  # round 2 promoted; still worse
+    feed(st, backend, rng, 100, 0.0, 600)
+    third = rated(st, backend, rng, 3, 0.2, 700)
+    assert [x.dedupe_key for x in third] == [f"{first.dedupe_key}#round3"]
+    st.reset("v4")
+    feed(st, backend, rng, 100, 0.0, 900)
+    assert rated(st, backend, rng, 3, 0.2, 1000) == []  # max_rounds 3: no fourth
+    assert st.follow_up is None and st.follow_up_events == ["raised", "raised", "exhausted"]
+
+
+def test_back_to_normal_ends_the_episode_without_a_round() -> None:
+    backend = ScipyBackend(0.01, 50)
+    rng = np.random.default_rng(6)
+    st, _ = episode_promoted(backend, rng)
+    assert rated(st, backend, rng, 3, 0.12, 400) == []  # within the margin
+    assert st.follow_up is None and st.follow_up_events == ["recovered"]
+
+
+def test_a_follow_up_survives_a_restart() -> None:
+    backend = ScipyBackend(0.01, 50)
+    st, _ = episode_promoted(backend, np.random.default_rng(7))
+    back = from_state(R, *to_state(st))
+    assert back.follow_up == st.follow_up and back.baseline_negative == st.baseline_negative

@@ -85,11 +85,17 @@ class MonitorMetrics:
             stream, buckets=LATENCY_BUCKETS, registry=registry,
         )
         self.episode_active = Gauge(
-            "driftloop_monitor_episode_active", "1 while a drift/quality episode is open.", stream,
+            "driftloop_monitor_episode_active", "1 while a drift/quality episode is open (or, after its promotion, "
+            "followed up until the stream is back to normal).", stream,
             registry=registry,
         )
         self.triggers = Counter(
             "driftloop_monitor_retrain_triggers_total", "RetrainTriggers published.", stream, registry=registry,
+        )
+        self.follow_ups = Counter(
+            "driftloop_monitor_follow_up_rounds_total", "After a promotion that answered an episode: rounds raised "
+            "because quality stayed worse than before the change (raised), episodes back to normal (recovered), "
+            "and episodes that ran out of rounds still worse (exhausted).", [*stream, "result"], registry=registry,
         )
         self.lag = Gauge(
             "driftloop_monitor_consumer_lag", "Records behind the end of each consumed topic.", ["topic"],
