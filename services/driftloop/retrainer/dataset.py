@@ -89,7 +89,8 @@ class Datasets:
         info = {"corrections": len(corrections), "confirmed": len(confirmed), "curated": len(curated),
                 "replay": len(replay), "fresh_rows": fresh, "keep_rows": keep,
                 "cleaning": asdict(report), "summary": report.summary(),
-                "stale": {src: sum(x.source == src for x in stale) for src in ("curated", "replay", "confirmed")}}
+                "stale": {src: sum(x.source == src for x in stale) for src in ("curated", "replay", "confirmed")},
+                "stale_examples": [x.to_dict() for x in stale[:5]]}  # all of them: the run's stale.jsonl
         if fresh and keep < self.s.replay_ratio * fresh:
             info["warning"] = (f"only {keep} rows of unchanged behaviour for {fresh} corrections (replay ratio "
                                f"{self.s.replay_ratio}): each is rehearsed more often, and slices they do not cover "
