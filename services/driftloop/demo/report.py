@@ -160,8 +160,8 @@ def markdown(data: dict) -> str:
             f"{v['dataset'].get('replay')} replay; cleaning: {v['dataset'].get('summary')}",
             "- Stale rows dropped (a correction contradicts them; listed in the run's `stale.jsonl`): "
             + (", ".join(f"{k} {n}" for k, n in v["dataset"].get("stale", {}).items()) or "none"),
-            *[f"  - {x['source']} \"{x['question']}\" → \"{x['answer']}\" ({x['evidence']} by \"{x['correction_question']}\" "
-              f"→ \"{x['correction_answer']}\", similarity {x['similarity']:.2f})"
+            *[f"  - {x['source']} \"{x['question']}\" → \"{x['answer']}\" ({x['evidence']} by "
+              f"\"{x['correction_question']}\" → \"{x['correction_answer']}\", similarity {x['similarity']:.2f})"
               for x in v["dataset"].get("stale_examples", [])],
             f"- Training: {v['training']}", "", "### Gate", "", "```", v["gate_summary"], "```", ""]
     lines += ["## Timeline", "", "| t (s) | event | detail |", "|---|---|---|"]

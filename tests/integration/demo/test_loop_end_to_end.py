@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
+from driftloop.demo import world
 from driftloop.demo.run import Demo
 from driftloop.demo.settings import DemoSettings
 from tests.integration.helpers import gate_figures
@@ -20,10 +20,15 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.timeout(1500)  # ~9 min alone on 2 cores; the loop's own bound is after_max_s
-def test_world_change_is_detected_retrained_and_promoted(tmp_path: Path, figure) -> None:
+@pytest.mark.parametrize("scenario", ["schedules", "faq-change"])
+def test_world_change_is_detected_retrained_and_promoted(tmp_path_factory, scenario: str, figure) -> None:
+    """Both scenarios: 'schedules' (new timetables, detours, new routes) and 'faq-change' (terminals and
+    first departures change: the curated FAQ's rows about them go stale and must be dropped)."""
+    tmp_path = tmp_path_factory.mktemp(scenario)
+    base = tmp_path_factory.getbasetemp() / "demo-base-model"  # built once, shared by both scenarios
     settings = DemoSettings(run_dir=tmp_path / "run", report_dir=tmp_path / "report",
-                            base_model_dir=tmp_path / "base", before_requests=400, eval_size=80,
-                            settle_requests=100, after_max_s=600, curated_rows=200, rate=10)
+                            base_model_dir=base, before_requests=400, eval_size=80,
+                            settle_requests=100, after_max_s=600, curated_rows=200, rate=10, scenario=scenario)
     demo = Demo(settings, SMALL, overrides={"retrainer": {
         "max_steps": 300, "min_corrections": 150, "canary_min_requests": 30,
         # Training threads: 1 like the demo. With 2 (DRIFTLOOP_TEST_TRAIN_THREADS) on 2 cores, next to the
@@ -55,11 +60,19 @@ def test_world_change_is_detected_retrained_and_promoted(tmp_path: Path, figure)
           f"{before['unchanged']['accuracy']:.3f} -> {after['unchanged']['accuracy']:.3f}; corrections "
           f"{version['dataset']['corrections']}, confirmed {version['dataset']['confirmed']}\n"
           f"{version.get('gate_summary', '')}")
-    figure(f"demo loop (small, train threads {os.environ.get('DRIFTLOOP_TEST_TRAIN_THREADS', '1')}): trigger "
+    if scenario == "faq-change":  # no row teaching a changed fact's old answer reached training
+        old = world.old_world(SMALL.world_seed)
+        outdated = {world.answer(old[n], kind) for n, kind in world.faq_change(old)[1]}
+        trained = [json.loads(line) for line in
+                   (demo.adapters / settings.alias / version["name"] / "dataset.jsonl").read_text().splitlines()]
+        assert not [r for r in trained if r["answer"] in outdated], version["dataset"]["summary"]
+        assert version["dataset"]["cleaning"]["removed"]["conflict"] + sum(version["dataset"]["stale"].values()) > 0
+    threads = os.environ.get("DRIFTLOOP_TEST_TRAIN_THREADS", "1")
+    figure(f"demo loop {scenario} (small, train threads {threads}): trigger "
            f"{trigger['created_s_after_change']:.0f} s after the change (needs < 300); changed "
            f"{before['changed']['accuracy']:.3f} -> {after['changed']['accuracy']:.3f} (needs a gain >= 0.3); "
            f"unchanged {before['unchanged']['accuracy']:.3f} -> {after['unchanged']['accuracy']:.3f}; "
-           f"gate: {gate_figures(version['gate_checks'])}")
+           f"gate: {gate_figures(version['gate_checks'])}; cleaning: {version['dataset']['summary']}")
     assert before["changed"]["accuracy"] < 0.3
     assert after["changed"]["accuracy"] >= before["changed"]["accuracy"] + 0.3, (before, after)
     assert summary["traffic_settled"]["by_version"] == {version["name"]: 100}
