@@ -6,6 +6,9 @@
     outcomes                    what happened to each trigger
     promote ALIAS VERSION       publish a promotion by hand (the version must be registered)
     rollback ALIAS VERSION      route ALIAS back to VERSION by hand (marks the current one rolled back)
+    pending [--alias A]         versions awaiting an operator (RELEASE_POLICY approve), with their gate report
+    approve ALIAS VERSION       release a version awaiting approval: canary, then promotion or rollback
+    reject ALIAS VERSION        refuse a version awaiting approval (--reason)
     bench-base DIR [DIR ...]    compare candidate base models on a sample of the task before fine-tuning
 """
 
@@ -30,10 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("retrain").add_argument("--trigger", type=Path, required=True)
     sub.add_parser("versions").add_argument("--alias", default="")
     sub.add_parser("outcomes")
-    for command in ("promote", "rollback"):
+    for command in ("promote", "rollback", "approve", "reject"):
         p = sub.add_parser(command)
         p.add_argument("alias")
         p.add_argument("version")
+        if command == "reject":
+            p.add_argument("--reason", default="", help="why, for the version's history")
+    sub.add_parser("pending").add_argument("--alias", default="")
     bb = sub.add_parser("bench-base")
     bb.add_argument("models", nargs="+", type=Path)
     bb.add_argument("--sample", type=int, default=200)
@@ -109,6 +115,71 @@ def by_hand(a: argparse.Namespace, settings: RetrainerSettings) -> int:
     return 0
 
 
+def pending(a: argparse.Namespace, settings: RetrainerSettings) -> int:
+    from driftloop.retrainer.registry import Registry
+
+    waiting = [v for v in Registry(settings.adapter_root).versions(a.alias) if v.status == "awaiting_approval"]
+    for v in waiting:
+        print(f"== {v.alias}/{v.version} (trigger {v.metadata.get('trigger_id', '')}; "
+              f"data: {v.metadata.get('dataset', {}).get('summary', '')})\n{v.metadata.get('gate_summary', '')}\n")
+    if not waiting:
+        print("nothing awaits approval")
+    return 0
+
+
+def decide(a: argparse.Namespace, settings: RetrainerSettings) -> int:
+    """``approve`` / ``reject`` a version awaiting approval. Administrative: the inference admin token
+    (DRIFTLOOP_RETRAINER_INFERENCE_ADMIN_TOKEN) is checked by the inference service before anything
+    changes, as for every administrative action."""
+    import grpc
+
+    from driftloop.core import ids
+    from driftloop.retrainer.outcomes import Outcomes, path
+    from driftloop.retrainer.triggers import outcome
+    from driftloop.retrainer.wiring import open_parts
+    from driftloop.v1 import events_pb2
+
+    try:
+        ids.ALIAS.check(a.alias)
+        ids.VERSION.check(a.version)
+    except ids.InvalidIdentifier as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if settings.inference_admin_token is None:
+        print("error: approve and reject need the inference admin token (DRIFTLOOP_RETRAINER_INFERENCE_ADMIN_TOKEN)",
+              file=sys.stderr)
+        return 2
+    parts = open_parts(settings)
+    try:
+        try:
+            parts.client.route(a.alias)  # the admin API: a wrong token stops here
+        except grpc.RpcError as exc:
+            print(f"error: the inference admin API refused: {exc.code().name if hasattr(exc, 'code') else exc}",
+                  file=sys.stderr)
+            return 2
+        if not parts.registry.exists(a.alias, a.version):
+            print(f"error: no version {a.alias}/{a.version}", file=sys.stderr)
+            return 1
+        v = parts.registry.get(a.alias, a.version)
+        if v.status != "awaiting_approval":
+            print(f"error: {a.alias}/{a.version} is {v.status}, not awaiting approval", file=sys.stderr)
+            return 1
+        print(v.metadata.get("gate_summary", ""))
+        trigger = events_pb2.RetrainTrigger(trigger_id=v.metadata["trigger_id"], adapter_alias=a.alias,
+                                            dedupe_key=v.metadata.get("dedupe_key", ""))
+        if a.command == "reject":
+            reason = f"operator: {a.reason}" if a.reason else "operator"
+            parts.registry.set_status(a.alias, a.version, "rejected", reason)
+            result = outcome(trigger, a.version, "rejected", reason)
+        else:
+            result = parts.pipeline.release_approved(trigger, a.version)
+        Outcomes(path(settings)).finish(result)
+        print(f"{a.alias}/{a.version}: {result.result} ({result.detail.splitlines()[0] if result.detail else ''})")
+        return 0
+    finally:
+        parts.close()
+
+
 def serve(a: argparse.Namespace, settings: RetrainerSettings) -> int:
     from driftloop.core import failpoints
     from driftloop.core.runtime import serve_until_stopped
@@ -128,7 +199,8 @@ def serve(a: argparse.Namespace, settings: RetrainerSettings) -> int:
 
 
 COMMANDS = {"serve": serve, "retrain": retrain, "versions": versions, "outcomes": outcomes,
-            "promote": by_hand, "rollback": by_hand, "bench-base": bench_base}
+            "promote": by_hand, "rollback": by_hand, "bench-base": bench_base, "pending": pending,
+            "approve": decide, "reject": decide}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,7 +82,18 @@ class Pipeline:
         self._register(run, staging, data, training, report, criteria)
         if not report.passed:
             return self._reject(run, report, data)
+        if self.s.release_policy == "approve":
+            return self._await_approval(run, report)
         return self.release.run(run.journal, trigger, run.version)
+
+    def release_approved(self, trigger: events_pb2.RetrainTrigger, version: str) -> RunOutcome:
+        """An operator approved ``version`` (release policy ``approve``): canary → promote or roll back,
+        journaled in its run's directory like any release."""
+        run = self._open(trigger)
+        v = self.registry.get(run.alias, version)
+        if v.status != "awaiting_approval" and run.journal.last() is None:
+            raise ValueError(f"{run.alias}/{version} is {v.status}, not awaiting approval")
+        return self.release.run(run.journal, trigger, version)
 
     def abandon(self, trigger: events_pb2.RetrainTrigger) -> str:
         """After a run failed for good: roll back the canary it left taking traffic, if any (see
@@ -137,6 +148,12 @@ class Pipeline:
                     "prompt": asdict(self.s.prompt())}  # how it was trained and gated: its input format
         self.registry.register(run.alias, run.version, staging, metadata)
 
+    def _await_approval(self, run: Run, report: GateReport) -> RunOutcome:
+        self.registry.set_status(run.alias, run.version, "awaiting_approval", "release policy: approve")
+        return outcome(run.trigger, run.version, "awaiting_approval",
+                       f"{report.summary()}\nNext: an operator runs `python -m driftloop.retrainer approve {run.alias} "
+                       f"{run.version}` (canary, then promotion) or `reject {run.alias} {run.version}`.")
+
     def _reject(self, run: Run, report: GateReport, data: Dataset) -> RunOutcome:
         self.registry.set_status(run.alias, run.version, "rejected", "acceptance gate")
         return outcome(run.trigger, run.version, "rejected", f"{report.summary()}\nData: {data.info['summary']}; "
@@ -153,6 +170,8 @@ class Pipeline:
     def _resume(self, run: Run) -> RunOutcome:
         v = self.registry.get(run.alias, run.version)
         corrections = v.metadata.get("dataset", {}).get("corrections", 0)
+        if v.status == "awaiting_approval":  # the operator's to release, not this run's
+            return outcome(run.trigger, run.version, "awaiting_approval", v.metadata.get("gate_summary", ""))
         if v.status in FINAL:  # a rejection keeps its report: what follows it needs the reason and the data
             detail = v.metadata.get("gate_summary", "") if v.status == "rejected" else ""
             return outcome(run.trigger, run.version, v.status, detail or "already finished", corrections)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from driftloop.core import ids
 
-STATUSES = ("candidate", "canary", "promoted", "rejected", "rolled_back")
+STATUSES = ("candidate", "awaiting_approval", "canary", "promoted", "rejected", "rolled_back")
 STAGING = ".staging"  # beside the versions, on the same filesystem: registering is one rename
 
 

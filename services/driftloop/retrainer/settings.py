@@ -55,6 +55,10 @@ class RetrainerSettings(BaseSettings):
                                "requests (PROMPT_FORMAT chat); empty: none.")
     run_attempts: int = Field(3, ge=1, description="Tries per trigger before it is recorded as failed; a retry "
                               "resumes from the registered version, it never trains twice.")
+    release_policy: Literal["auto", "approve"] = Field(
+        "auto", description="What a candidate that passed the gate does: 'auto' goes out as a canary; 'approve' "
+        "waits (status awaiting_approval) for an operator's `approve` or `reject` command, the gate report in "
+        "front of them (`pending` lists them).")
     rejection_retries: int = Field(2, ge=0, le=10, description="Attempts the retrainer raises itself after a gate "
                                    "rejection, per episode (retrainer/episodes.py); 0: a rejection ends the episode.")
     retry_min_new_corrections: int = Field(20, ge=1, description="New corrections an attempt after a rejection waits "

@@ -361,6 +361,18 @@ def test_cli_versions_rollback_promote_and_bench_base(loop, kafka_broker, unique
     missing = subprocess.run([*cli, "promote", "transit-qa", "no-such-version"], env=env, capture_output=True,
                              text=True, timeout=120)
     assert missing.returncode != 0
+    # Approval commands (RELEASE_POLICY approve): nothing waits here; a promoted version cannot be
+    # approved; a wrong admin token is refused by the inference admin API before anything changes.
+    waiting = subprocess.run([*cli, "pending"], env=env, capture_output=True, text=True, timeout=60)
+    assert waiting.returncode == 0 and "nothing awaits approval" in waiting.stdout, waiting.stderr
+    late = subprocess.run([*cli, "approve", "transit-qa", version], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert late.returncode == 1 and "is promoted, not awaiting approval" in late.stderr, late.stderr
+    forged = subprocess.run([*cli, "reject", "transit-qa", version],
+                            env={**env, "DRIFTLOOP_RETRAINER_INFERENCE_ADMIN_TOKEN": "not-the-token"},
+                            capture_output=True, text=True, timeout=120)
+    assert forged.returncode == 2 and "refused" in forged.stderr, forged.stderr
+    assert Registry(loop.adapters).get("transit-qa", version).status == "promoted"
     bench = subprocess.run([*cli, "bench-base", str(loop.base), "--sample", "40"], env=env, capture_output=True,
                            text=True, timeout=300)
     assert bench.returncode == 0, bench.stderr

@@ -218,3 +218,23 @@ def test_a_run_that_fails_for_good_rolls_its_canary_back(world: World, tmp_path:
     assert world.replica.route_of() == ("v1", "")
     assert world.history() == ["candidate", "canary", "rolled_back"]
     assert [r.action for r in world.replica.records] == ["canary", "rollback"] and world.trained == [VERSION]
+
+
+def test_release_policy_approve_waits_for_an_operator(world: World) -> None:
+    """RELEASE_POLICY approve: a candidate that passed the gate waits, untouched by traffic, until an
+    operator approves it (then canary → promotion, journaled) — or rejects it."""
+    world.settings.release_policy = "approve"
+    out = world.pipeline.run(TRIGGER)
+    assert out.result == "awaiting_approval" and f"approve qa {VERSION}" in out.detail and "Gate PASSED" in out.detail
+    assert world.replica.records == [] and world.replica.route_of() == ("v1", "")
+    assert world.history() == ["candidate", "awaiting_approval"]
+    assert world.pipeline.run(TRIGGER).result == "awaiting_approval" and world.trained == [VERSION]  # redelivered
+    done = world.pipeline.release_approved(TRIGGER, VERSION)
+    assert done.result == "promoted" and world.replica.route_of() == (VERSION, "")
+    assert world.history() == ["candidate", "awaiting_approval", "canary", "promoted"]
+
+
+def test_only_a_version_awaiting_approval_can_be_approved(world: World) -> None:
+    world.pipeline.run(TRIGGER)  # auto: promoted
+    with pytest.raises(ValueError, match="promoted, not awaiting approval"):
+        world.pipeline.release_approved(fakes.trigger("other-trigger"), VERSION)
