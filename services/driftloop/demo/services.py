@@ -48,8 +48,9 @@ def retrainer(s: DemoSettings, kafka: KafkaSettings, adapters: Path, inference_a
         "prompt_format": s.prompt().kind, "system_prompt": s.prompt().system_prompt,
         "metrics_port": 0, "max_steps": 600, "learning_rate": 3e-3,
         "train_threads": 1,  # the engine's OpenMP thread spins on the other core
-        # The demo's 2M-parameter model cannot read ALL-CAPS questions (the gate's case perturbation):
-        # its robustness floor is lowered from the production default 0.7; the report shows the ratio.
-        "gate_min_robustness_ratio": 0.2, "gate_max_regression_drop": 0.05,
+        # Robustness floor below the production default 0.7: the demo's 2M-parameter model reads ALL-CAPS
+        # and typos badly. Measured with training-row augmentation (AUGMENT_VARIANTS 2), 2026-12-06:
+        # 0.656 (schedules) and 0.577 (faq-change); without it 0.469 and 0.402 (the floor was 0.2 then).
+        "gate_min_robustness_ratio": 0.5, "gate_max_regression_drop": 0.05,
         "min_corrections": 300, "collect_wait_s": 240,
         "canary_weight": 0.3, "canary_min_requests": 60, "canary_max_wait_s": 240, **overrides})
