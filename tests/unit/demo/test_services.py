@@ -72,7 +72,7 @@ def test_retrainer_settings_with_overrides(demo, tmp_path, monkeypatch) -> None:
     assert env["DRIFTLOOP_RETRAINER_CURATED_DATA"] == str(demo.run_dir / "curated.jsonl")
     back = _read_back(monkeypatch, env, RetrainerSettings)
     assert back.gate_criteria() == given.gate_criteria() and back.train_config() == given.train_config()
-    assert back.gate_min_robustness_ratio == 0.2 and back.canary_weight == 0.3 and back.train_threads == 1
+    assert back.gate_min_robustness_ratio == 0.5 and back.canary_weight == 0.3 and back.train_threads == 1
 
 
 def test_overrides_are_validated_by_the_service_s_settings_class(demo) -> None:
