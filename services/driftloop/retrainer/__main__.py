@@ -9,6 +9,7 @@
     pending [--alias A]         versions awaiting an operator (RELEASE_POLICY approve), with their gate report
     approve ALIAS VERSION       release a version awaiting approval: canary, then promotion or rollback
     reject ALIAS VERSION        refuse a version awaiting approval (--reason)
+    review-queue --alias A      answers to label (negative without a correction, low confidence) as JSONL
     bench-base DIR [DIR ...]    compare candidate base models on a sample of the task before fine-tuning
 """
 
@@ -40,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
         if command == "reject":
             p.add_argument("--reason", default="", help="why, for the version's history")
     sub.add_parser("pending").add_argument("--alias", default="")
+    rq = sub.add_parser("review-queue")
+    rq.add_argument("--alias", required=True)
+    rq.add_argument("--since-hours", type=float, default=24.0)
+    rq.add_argument("--out", type=Path, required=True, help="JSONL to write (annotators fill each 'label')")
+    rq.add_argument("--limit", type=int, default=1000)
     bb = sub.add_parser("bench-base")
     bb.add_argument("models", nargs="+", type=Path)
     bb.add_argument("--sample", type=int, default=200)
@@ -180,6 +186,32 @@ def decide(a: argparse.Namespace, settings: RetrainerSettings) -> int:
         parts.close()
 
 
+def review_queue(a: argparse.Namespace, settings: RetrainerSettings) -> int:
+    import time
+
+    from driftloop.core import ids
+    from driftloop.core.topics import FEEDBACK, PREDICTIONS
+    from driftloop.retrainer import collect, review
+    from driftloop.v1 import events_pb2
+
+    try:
+        ids.ALIAS.check(a.alias)
+    except ids.InvalidIdentifier as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    since = time.time() - a.since_hours * 3600
+    feedback = collect.scan_events(settings.kafka, FEEDBACK, since, events_pb2.FeedbackEvent)
+    fb = list(feedback)
+    predictions = ((p, collect.question_of(p, settings.prompt_template))
+                   for p in collect.scan_events(settings.kafka, PREDICTIONS, since, events_pb2.PredictionEvent))
+    items = review.queue(predictions, fb, a.alias, settings.review_max_mean_logprob, a.limit)
+    review.write_queue(a.out, items)
+    reasons = {r: sum(i.reason == r for i in items) for r in ("negative_no_correction", "low_confidence")}
+    print(f"{len(items)} answers to review written to {a.out} ({reasons}); annotators fill 'label', then "
+          f"DRIFTLOOP_RETRAINER_LABELS_DATA={a.out} trains on them as corrections")
+    return 0
+
+
 def serve(a: argparse.Namespace, settings: RetrainerSettings) -> int:
     from driftloop.core import failpoints
     from driftloop.core.runtime import serve_until_stopped
@@ -200,7 +232,7 @@ def serve(a: argparse.Namespace, settings: RetrainerSettings) -> int:
 
 COMMANDS = {"serve": serve, "retrain": retrain, "versions": versions, "outcomes": outcomes,
             "promote": by_hand, "rollback": by_hand, "bench-base": bench_base, "pending": pending,
-            "approve": decide, "reject": decide}
+            "approve": decide, "reject": decide, "review-queue": review_queue}
 
 
 def main(argv: list[str] | None = None) -> int:

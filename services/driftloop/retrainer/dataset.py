@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from driftloop.retrainer import review
 from driftloop.retrainer.data import Example, clean, data_hash, split
 from driftloop.retrainer.registry import Registry
 from driftloop.retrainer.settings import RetrainerSettings
@@ -78,7 +79,8 @@ class Datasets:
 
     def build(self, trigger: events_pb2.RetrainTrigger) -> Dataset:
         live = self._live(trigger)
-        corrections = [x for x in live if x.source == "feedback"]
+        labelled = review.labels(self.s.labels_data)  # annotators' answers: corrections like riders'
+        corrections = [x for x in live if x.source == "feedback"] + labelled
         confirmed = [x for x in live if x.source == "confirmed"]
         curated = load_jsonl(self.s.curated_data, "curated")
         replay = self._replay(trigger.adapter_alias, len(corrections))
@@ -86,7 +88,8 @@ class Datasets:
         rows, stale = drop_stale(rows, self.embed, self.s.stale_similarity, self.s.stale_rejected_similarity, report)
         fresh = sum(r.source == "feedback" for r in rows)
         keep = len(rows) - fresh
-        info = {"corrections": len(corrections), "confirmed": len(confirmed), "curated": len(curated),
+        info = {"corrections": len(corrections), "labelled": len(labelled), "confirmed": len(confirmed),
+                "curated": len(curated),
                 "replay": len(replay), "fresh_rows": fresh, "keep_rows": keep,
                 "cleaning": asdict(report), "summary": report.summary(),
                 "stale": {src: sum(x.source == src for x in stale) for src in ("curated", "replay", "confirmed")},

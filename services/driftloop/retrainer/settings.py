@@ -24,6 +24,10 @@ class RetrainerSettings(BaseSettings):
     adapter_root: Path = Field(Path("artifacts/adapters"), description="Registry root, shared with inference.")
     state_dir: Path = Field(Path(".run/retrainer"), description="Trigger outcomes and run directories.")
     curated_data: Path | None = Field(None, description="JSONL of curated {question, answer, slice} rows.")
+    labels_data: Path | None = Field(None, description="A review file annotators labelled (the `review-queue` "
+                                     "command writes it): each line with a label is trained on as a correction.")
+    review_max_mean_logprob: float = Field(-1.0, le=0, description="review-queue: answers whose mean token logprob "
+                                           "is below this are queued as low-confidence.")
     replay_share: float = Field(0.5, ge=0, le=1, description="Rows drawn from older versions' training data, as a "
                                 "share of the corrections.")
     replay_ratio: float = Field(6.0, ge=0, description="Rows of unchanged behaviour (curated, confirmed, replay) "

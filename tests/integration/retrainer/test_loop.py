@@ -373,6 +373,13 @@ def test_cli_versions_rollback_promote_and_bench_base(loop, kafka_broker, unique
                             capture_output=True, text=True, timeout=120)
     assert forged.returncode == 2 and "refused" in forged.stderr, forged.stderr
     assert Registry(loop.adapters).get("transit-qa", version).status == "promoted"
+    # The review queue, from the real topics: whatever it holds is well-formed and about the alias.
+    queued = loop.state.parent / "review.jsonl"
+    rq = subprocess.run([*cli, "review-queue", "--alias", "transit-qa", "--out", str(queued)], env=env,
+                        capture_output=True, text=True, timeout=180)
+    assert rq.returncode == 0 and "answers to review written" in rq.stdout, rq.stderr
+    for item in map(__import__("json").loads, queued.read_text().splitlines()):
+        assert item["reason"] in ("negative_no_correction", "low_confidence") and item["label"] == "", item
     bench = subprocess.run([*cli, "bench-base", str(loop.base), "--sample", "40"], env=env, capture_output=True,
                            text=True, timeout=300)
     assert bench.returncode == 0, bench.stderr
