@@ -85,7 +85,8 @@ class Datasets:
         curated = load_jsonl(self.s.curated_data, "curated")
         replay = self._replay(trigger.adapter_alias, len(corrections))
         rows, report = clean(corrections + confirmed + curated + replay)
-        rows, stale = drop_stale(rows, self.embed, self.s.stale_similarity, self.s.stale_rejected_similarity, report)
+        rows, stale = drop_stale(rows, self.embed, self.s.stale_similarity, self.s.stale_rejected_similarity, report,
+                                 self.s.stale_rejected_support)
         fresh = sum(r.source == "feedback" for r in rows)
         keep = len(rows) - fresh
         info = {"corrections": len(corrections), "labelled": len(labelled), "confirmed": len(confirmed),

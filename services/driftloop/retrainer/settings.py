@@ -42,6 +42,8 @@ class RetrainerSettings(BaseSettings):
     stale_rejected_similarity: float = Field(0.8, gt=0, le=1, description="Staleness rule: a row whose answer is "
                                              "the one riders rejected (and none confirmed) is stale at this looser "
                                              "similarity.")
+    stale_rejected_support: int = Field(2, ge=1, description="Staleness rule: different correction questions that "
+                                        "must have rejected a row's answer (a confusion happens on one phrasing).")
     min_corrections: int = Field(0, ge=0, description="Corrections wanted before training; the run waits for them.")
     collect_wait_s: float = Field(0.0, ge=0, description="Longest wait for min_corrections; then it trains on "
                                   "what there is.")

@@ -14,7 +14,11 @@ finds the paraphrases, by question similarity (MiniLM embeddings, ``core/embeddi
   began (a confirmed row with it): then it is a current fact, and the rejection was the model giving
   it to the wrong question — the demo's base model answers "What is the destination of route 3?"
   with route 3's fare, and a first version of this rule dropped 148 good rows (91 curated, 67
-  confirmed) for it. Confirmed rows are never stale by this evidence.
+  confirmed) for it. Confirmed rows are never stale by this evidence. And at least
+  ``rejected_support`` different correction questions must have rejected it: a stale fact is
+  answered on every phrasing of its question, a confusion on one (the small test model answered
+  "till when does route 55 run" with route 55's first departure, and that one rejection dropped
+  the curated rows about the first departure).
 
 Both also need the two questions to mention the same numbers: MiniLM barely sees them ("route 12"
 and "route 13" embed almost alike), and a number is usually what tells two facts apart. Measured on
@@ -65,7 +69,7 @@ def _same(a: str, b: str) -> bool:
 
 
 def drop_stale(rows: Sequence[Example], embed: Embed, similarity: float = 0.95, rejected_similarity: float = 0.8,
-               report: CleaningReport | None = None) -> tuple[list[Example], list[StaleRow]]:
+               report: CleaningReport | None = None, rejected_support: int = 2) -> tuple[list[Example], list[StaleRow]]:
     """``rows`` without the stale ones (order kept), and the stale rows with their evidence. Each stale
     row is also counted under the rule ``stale`` in ``report``."""
     fresh = [ex for ex in rows if ex.source == "feedback"]
@@ -92,8 +96,10 @@ def drop_stale(rows: Sequence[Example], embed: Embed, similarity: float = 0.95, 
         evidence = "contradicted"
         if hit is None and ex.source != "confirmed" and ex.answer.casefold() not in confirmed:
             evidence = "rejected"
-            hit = next((j for j in candidates if sims[row, j] >= rejected_similarity and fresh[j].rejected
-                        and _same(fresh[j].rejected, ex.answer) and not _same(fresh[j].answer, ex.answer)), None)
+            support = [j for j in candidates if sims[row, j] >= rejected_similarity and fresh[j].rejected
+                       and _same(fresh[j].rejected, ex.answer) and not _same(fresh[j].answer, ex.answer)]
+            if len({fresh[j].question.casefold() for j in support}) >= rejected_support:
+                hit = support[0]
         if hit is not None:
             c = fresh[hit]
             stale[i] = StaleRow(ex.question, ex.answer, ex.source, evidence, c.question, c.answer,
