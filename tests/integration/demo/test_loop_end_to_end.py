@@ -30,9 +30,12 @@ def test_world_change_is_detected_retrained_and_promoted(tmp_path_factory, scena
                             base_model_dir=base, before_requests=400, eval_size=80,
                             settle_requests=100, after_max_s=600, curated_rows=200, rate=10, scenario=scenario)
     demo = Demo(settings, SMALL, overrides={"retrainer": {
-        # 450 steps: with augmentation (3x the rows) 300 left the schedules scenario at 0.0 -> 0.25 on changed
-        # facts (0.5 before augmentation), while faq-change reached 0.86.
         "max_steps": 450, "min_corrections": 150, "canary_min_requests": 30,
+        # Augmentation costs this 2-layer model what it must learn in the schedules scenario (3 new routes):
+        # changed facts 0.0 -> 0.237 with AUGMENT_VARIANTS 2 against 0.537 without (450 steps each, one run
+        # each, 2026-12-06; robustness 0.639 against 0.431); faq-change reached 0.863 with it. The 4-layer
+        # demo model shows no such cost (88.7 % with, 89.3 % without). So: off here for schedules only.
+        "augment_variants": 0 if scenario == "schedules" else 2,
         # Training threads: 1 like the demo. With 2 (DRIFTLOOP_TEST_TRAIN_THREADS) on 2 cores, next to the
         # engine's spinning thread, training is ~9x slower and the loop misses after_max_s (README).
         "train_threads": int(os.environ.get("DRIFTLOOP_TEST_TRAIN_THREADS", "1")),
