@@ -189,6 +189,8 @@ class Monitor:
         if st is None and len(self.streams) < self.s.max_streams:
             st = self.streams[key] = Stream(model, alias, self.s, version=self.store.rollout(alias)[1])
             self.metrics.triggers.labels(model, alias)  # at 0: the first trigger is an increase() too
+            for result in ("raised", "recovered", "exhausted"):
+                self.metrics.follow_ups.labels(model, alias, result)
         return st
 
     def _on_feedback(self, e: events_pb2.FeedbackEvent) -> None:

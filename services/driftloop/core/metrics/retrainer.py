@@ -70,4 +70,8 @@ class RetrainerMetrics:
             self.gate.labels(alias, verdict)
         for action in ("canary", "promote", "rollback"):
             self.rollouts.labels(alias, action)
+        for result in ("retry", "gave_up", "no_new_evidence"):
+            self.after_rejection.labels(alias, result)
+        for source in ("curated", "replay", "confirmed"):
+            self.stale_rows.labels(alias, source)
         self.in_progress.labels(alias)
