@@ -99,16 +99,26 @@ def retrain(a: argparse.Namespace, settings: RetrainerSettings) -> int:
         parts.close()
 
 
-def by_hand(a: argparse.Namespace, settings: RetrainerSettings) -> int:
-    """``promote`` / ``rollback``: straight to stable through the rollout topic (never a canary)."""
+def _identifiers_ok(a: argparse.Namespace) -> bool:
+    """The command's alias (and version, when it has one) by the project's identifier rules; a clear
+    error on stderr when not."""
     from driftloop.core import ids
-    from driftloop.retrainer.wiring import open_parts
 
     try:
         ids.ALIAS.check(a.alias)
-        ids.VERSION.check(a.version)
+        if hasattr(a, "version"):
+            ids.VERSION.check(a.version)
     except ids.InvalidIdentifier as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def by_hand(a: argparse.Namespace, settings: RetrainerSettings) -> int:
+    """``promote`` / ``rollback``: straight to stable through the rollout topic (never a canary)."""
+    from driftloop.retrainer.wiring import open_parts
+
+    if not _identifiers_ok(a):
         return 2
     parts = open_parts(settings)
     try:
@@ -139,17 +149,12 @@ def decide(a: argparse.Namespace, settings: RetrainerSettings) -> int:
     changes, as for every administrative action."""
     import grpc
 
-    from driftloop.core import ids
     from driftloop.retrainer.outcomes import Outcomes, path
     from driftloop.retrainer.triggers import outcome
     from driftloop.retrainer.wiring import open_parts
     from driftloop.v1 import events_pb2
 
-    try:
-        ids.ALIAS.check(a.alias)
-        ids.VERSION.check(a.version)
-    except ids.InvalidIdentifier as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if not _identifiers_ok(a):
         return 2
     if settings.inference_admin_token is None:
         print("error: approve and reject need the inference admin token (DRIFTLOOP_RETRAINER_INFERENCE_ADMIN_TOKEN)",
@@ -189,19 +194,14 @@ def decide(a: argparse.Namespace, settings: RetrainerSettings) -> int:
 def review_queue(a: argparse.Namespace, settings: RetrainerSettings) -> int:
     import time
 
-    from driftloop.core import ids
     from driftloop.core.topics import FEEDBACK, PREDICTIONS
     from driftloop.retrainer import collect, review
     from driftloop.v1 import events_pb2
 
-    try:
-        ids.ALIAS.check(a.alias)
-    except ids.InvalidIdentifier as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if not _identifiers_ok(a):
         return 2
     since = time.time() - a.since_hours * 3600
-    feedback = collect.scan_events(settings.kafka, FEEDBACK, since, events_pb2.FeedbackEvent)
-    fb = list(feedback)
+    fb = list(collect.scan_events(settings.kafka, FEEDBACK, since, events_pb2.FeedbackEvent))
     predictions = ((p, collect.question_of(p, settings.prompt_template))
                    for p in collect.scan_events(settings.kafka, PREDICTIONS, since, events_pb2.PredictionEvent))
     items = review.queue(predictions, fb, a.alias, settings.review_max_mean_logprob, a.limit)

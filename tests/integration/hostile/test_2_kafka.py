@@ -29,9 +29,9 @@ def _prediction(request_id: str, t: float, alias: str = "", version: str = "", m
     return e
 
 
-def _trigger(trigger_id: str, alias: str, age_s: float = 0.0) -> events_pb2.RetrainTrigger:
+def _trigger(trigger_id: str, alias: str, age_s: float = 0.0, **fields) -> events_pb2.RetrainTrigger:
     t = events_pb2.RetrainTrigger(trigger_id=trigger_id, dedupe_key=f"hostile/{uuid.uuid4().hex}", model="tiny-llama",
-                                  adapter_alias=alias, reason="forged")
+                                  adapter_alias=alias, reason="forged", **fields)
     t.created_time.FromSeconds(int(time.time() - age_s))
     t.window_start.FromSeconds(int(time.time() - age_s - 60))
     return t
@@ -80,8 +80,9 @@ def test_streams_are_bounded(loop, kafka_settings) -> None:
 
 
 def test_forged_triggers_never_train(loop, kafka_settings) -> None:
-    """A crafted trigger id (a path), an unknown alias and a stale trigger are dead-lettered with the
-    reason, before any data is collected; nothing appears outside the adapter root or the state dir."""
+    """A crafted trigger id (a path), an unknown alias, a stale trigger and forged follow-up fields are
+    dead-lettered with the reason, before any data is collected; nothing appears outside the adapter
+    root or the state dir."""
     crafted = "../../../../../../tmp/driftloop-pwned-" + uuid.uuid4().hex[:6]
     cases = {
         "trigger id that is a path": (_trigger(crafted, "transit-qa"), "invalid_identifier"),
@@ -89,6 +90,11 @@ def test_forged_triggers_never_train(loop, kafka_settings) -> None:
         "alias that is a path": (_trigger(uuid.uuid4().hex, "../.."), "invalid_identifier"),
         "unknown alias": (_trigger(uuid.uuid4().hex, f"{loop.run}-never-served"), "unknown_alias"),
         "trigger two days old": (_trigger(uuid.uuid4().hex, f"{loop.run}-never-served", age_s=2 * 86400), "stale"),
+        # the fields a retrainer's own follow-up attempt sets (retrainer/episodes.py), forged
+        "attempt 99 of an episode": (_trigger(uuid.uuid4().hex, "transit-qa", attempt=99), "invalid"),
+        "a trillion corrections wanted": (_trigger(uuid.uuid4().hex, "transit-qa", min_corrections=10**12), "invalid"),
+        "parent trigger id that is a path": (_trigger(uuid.uuid4().hex, "transit-qa", parent_trigger_id=crafted),
+                                             "invalid_identifier"),
     }
     before = set(loop.adapter_root.parent.rglob("*"))
     producer = EventProducer(kafka_settings, max_request_size=4 << 20)
