@@ -377,6 +377,18 @@ def adapter() -> dict:
         (f"sum(increase(driftloop_monitor_retrain_triggers_total{{{a}}}[$__rate_interval]))", "triggers"),
         (f"max(driftloop_monitor_reference_samples{{{a}}})", "reference samples"))))
 
+    g.row("Slices (languages, declared request tags)")
+    for name, unit in RATE_DETECTORS[:2]:
+        g.add(timeseries(f"{name.replace('_', ' ').capitalize()} by slice", targets(
+            (f'max by (slice) (driftloop_monitor_slice_rate{{{a}, detector="{name}"}})', "{{slice}}"),
+            (f'max(driftloop_monitor_rate_threshold{{{a}, detector="{name}"}})', "threshold")),
+            unit=unit, dashed=("threshold",),
+            desc="Each slice's own rate (its stream: MONITOR_SLICE_TAGS, SLICE_LANGUAGE): one group failing "
+                 "while the alias's average looks fine shows here first (alert DriftloopSliceDegraded)."))
+    g.add(timeseries("Predictions and open episodes by slice", targets(
+        (f"sum by (slice) (rate(driftloop_monitor_slice_predictions_total{{{a}}}[$__rate_interval]))", "{{slice}}"),
+        (f"max by (slice) (driftloop_monitor_slice_episode_active{{{a}}})", "episode {{slice}}"))))
+
     g.row("Drift detectors")
     for det in DRIFT_DETECTORS:
         d = f'{a}, detector="{det}"'

@@ -125,6 +125,26 @@ def _transport(st: dict, name: str) -> str:
     return f"{n}, {_pct(st.get('correct_by_transport', {}).get(name, 0) / n)}" if n else "0"
 
 
+def _by_slice(before: dict, after: dict | None) -> list[str]:
+    """Accuracy by slice (the labels the monitor and the gate use: question kind, guessed language),
+    changed and unchanged facts, before and after the loop."""
+    labels = sorted({k for g in ("changed", "unchanged") for k in before[g].get("by_slice", {})})
+    if not labels:
+        return []
+
+    def cell(ev: dict | None, g: str, label: str) -> str:
+        x = (ev or {}).get(g, {}).get("by_slice", {}).get(label)
+        return f"{_pct(x['accuracy'])} ({x['n']})" if x else "–"
+
+    lines = ["### By slice", "", "| slice | changed before | changed after | unchanged before | unchanged after |",
+             "|---|---|---|---|---|"]
+    for label in labels:
+        lines.append(f"| {label} | {cell(before, 'changed', label)} | {cell(after, 'changed', label)} | "
+                     f"{cell(before, 'unchanged', label)} | {cell(after, 'unchanged', label)} |")
+    return [*lines, "", "(questions in each cell in brackets; a question is in its kind's slice and its "
+            "language's)", ""]
+
+
 def markdown(data: dict) -> str:
     s = data["summary"]
     lines = ["# driftloop demo report", "", f"**Result: {s.get('result', '?')}** — wall time "
@@ -140,6 +160,7 @@ def markdown(data: dict) -> str:
             lines.append(f"| {g} ({b[g]['n']} questions) | {_pct(before)} | {_pct(after)} | {delta} |")
         lines += ["", "Targets: changed below 30 % before and at least 85 % after; unchanged may drop at most "
                   "2 points.", ""]
+        lines += _by_slice(b, a)
         if a:
             lines += ["![accuracy](accuracy.png)", ""]
     t = s.get("trigger")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from driftloop.core.slices import guess_language
 from driftloop.demo import world
 from driftloop.retrainer.evaluate import exact_match
 from driftloop.retrainer.prompts import PromptFormat
@@ -172,7 +173,11 @@ def evaluate(channel: grpc.Channel, alias: str, version: str, questions: Sequenc
     with ThreadPoolExecutor(concurrency) as pool:
         hits = list(pool.map(ask, questions))
     by_register: dict[str, list[bool]] = {}
+    by_slice: dict[str, list[bool]] = {}  # the gate's and the monitor's slice labels (core/slices.py)
     for qa, h in zip(questions, hits, strict=True):
         by_register.setdefault(qa.register, []).append(h)
+        for label in (f"slice={qa.kind}", f"lang={guess_language(qa.question)}"):
+            by_slice.setdefault(label, []).append(h)
     return {"version": version, "n": len(hits), "accuracy": sum(hits) / len(hits),
-            **{f"accuracy_{k}": sum(v) / len(v) for k, v in sorted(by_register.items())}}
+            **{f"accuracy_{k}": sum(v) / len(v) for k, v in sorted(by_register.items())},
+            "by_slice": {k: {"n": len(v), "accuracy": sum(v) / len(v)} for k, v in sorted(by_slice.items())}}

@@ -64,14 +64,17 @@ def _timed(test: Callable[[], TestResult], samples: int) -> Tested:
     return Tested(result, samples, time.perf_counter() - t0)
 
 
-def run_window_tests(s: MonitorSettings, reference: PreparedReference, window: list[Sample]) -> dict[str, Tested]:
-    """The tests that have enough data, by signal."""
+def run_window_tests(s: MonitorSettings, reference: PreparedReference, window: list[Sample],
+                     features: bool = True) -> dict[str, Tested]:
+    """The tests that have enough data, by signal (``features`` False: input drift only)."""
     out: dict[str, Tested] = {}
     backend = reference.backend
     emb = [x.embedding for x in window if x.embedding is not None]
     if len(emb) >= s.mmd_min_window and reference.samples("input_embedding") >= s.mmd_min_reference:
         out["input_embedding"] = _timed(lambda: backend.mmd(reference.prepared("input_embedding"), np.stack(emb)),
                                         len(emb))
+    if not features:
+        return out
     current = [x.features for x in window]
     for name in KS_SIGNALS:
         c = column(current, name)

@@ -20,6 +20,9 @@ class Exporter:
 
     def stream(self, st: Stream) -> None:
         """Every gauge of a stream (after a window closed, a reset, or at start)."""
+        if st.slice:
+            self._slice(st)
+            return
         labels = (st.model, st.alias)
         for name in DRIFT_SIGNALS:
             sig = st.signals[name]
@@ -35,7 +38,22 @@ class Exporter:
         self.reference(st)
 
     def reference(self, st: Stream) -> None:
-        self.m.reference_samples.labels(st.model, st.alias).set(len(st.ref_features))
+        if not st.slice:
+            self.m.reference_samples.labels(st.model, st.alias).set(len(st.ref_features))
+
+    def _slice(self, st: Stream) -> None:
+        labels = (st.model, st.alias, st.slice)
+        for name in DRIFT_SIGNALS:
+            sig = st.signals[name]
+            if sig.result is not None:
+                self.m.slice_detected.labels(*labels, name).set(int(sig.result.detected))
+                self.m.slice_windows_over.labels(*labels, name).set(sig.windows_over)
+        for name in RATE_SIGNALS:
+            sig = st.signals[name]
+            if sig.value is not None:
+                self.m.slice_rate.labels(*labels, name).set(sig.value)
+                self.m.slice_windows_over.labels(*labels, name).set(sig.windows_over)
+        self.m.slice_episode_active.labels(*labels).set(int(st.episode is not None or st.follow_up is not None))
 
     def _drift(self, labels: tuple[str, str], name: str, sig: SignalState) -> None:
         r = sig.result

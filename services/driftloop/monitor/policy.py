@@ -86,7 +86,12 @@ class TriggerDecision:
     negatives: int
     errors: int
     reason: str = ""
+    slice: str = ""  # the slice whose stream fired ("" for the alias's whole traffic)
     thresholds: dict[str, float] = field(default_factory=dict)  # a round's own bound on a signal
+
+
+def _of_slice(st: Stream) -> str:
+    return f" (slice {st.slice})" if st.slice else ""
 
 
 def firing(s: MonitorSettings, signals: dict[str, SignalState]) -> list[str]:
@@ -100,6 +105,8 @@ def firing(s: MonitorSettings, signals: dict[str, SignalState]) -> list[str]:
 
 def _open_episode(st: Stream, window_start: float) -> Episode:
     key = f"{st.model}/{st.alias}/{st.version or 'base'}/{int(window_start * 1000)}"
+    if st.slice:
+        key += f"/{st.slice}"
     # The evidence a trigger carries: the window that fired and the rate windows behind it.
     return Episode(start=window_start, dedupe_key=key, predictions=st.s.window_size, feedback=len(st.negatives),
                    negatives=int(sum(st.negatives)), errors=int(sum(st.errors)),
@@ -140,7 +147,7 @@ def decide(st: Stream, window_start: float, now: float) -> TriggerDecision | Non
         trigger_id=uuid.uuid4().hex, dedupe_key=ep.dedupe_key, model=st.model, alias=st.alias, version=st.version,
         firing=names, signals={k: replace(v) for k, v in st.signals.items()}, window_start=ep.start,
         window_end=st.last_event_time,
-        predictions=ep.predictions, feedback=ep.feedback, negatives=ep.negatives, errors=ep.errors,
+        predictions=ep.predictions, feedback=ep.feedback, negatives=ep.negatives, errors=ep.errors, slice=st.slice,
     )
 
 
@@ -175,8 +182,9 @@ def _follow_up(st: Stream, now: float) -> TriggerDecision | None:
         version=st.version, firing=["negative_feedback_rate"], signals={k: replace(v) for k, v in st.signals.items()},
         window_start=fu.start, window_end=st.last_event_time, predictions=s.window_size, feedback=rate.samples,
         negatives=int(sum(st.negatives)), errors=int(sum(st.errors)),
-        reason=(f"follow-up round {fu.round} of {s.max_rounds}: negative feedback {rate.value:.3f} on {st.version} "
-                f"stays above the pre-change {fu.baseline_negative:.3f} + {s.follow_up_margin:.2f} for "
+        slice=st.slice,
+        reason=(f"follow-up round {fu.round} of {s.max_rounds}{_of_slice(st)}: negative feedback {rate.value:.3f} "
+                f"on {st.version} stays above the pre-change {fu.baseline_negative:.3f} + {s.follow_up_margin:.2f} for "
                 f"{s.follow_up_windows} windows"),
         thresholds={"negative_feedback_rate": bound},
     )

@@ -3,7 +3,9 @@
 A record, followed: ``EventConsumer.process`` decodes it (or dead-letters it) and calls
 :meth:`Monitor._handle`, which skips replays below the stored offset; a prediction is validated
 (:mod:`.validation`), routed to its stream and becomes a :class:`.features.Sample` in the batch;
-feedback goes to its prediction's stream through the :class:`.join.FeedbackJoin`. Before the batch's
+a prediction also feeds one stream per slice it is in (``lang=es``, a declared tag's value;
+``core.slices``), each with its own windows, rates and episodes; feedback goes to its prediction's
+streams through the :class:`.join.FeedbackJoin`. Before the batch's
 offsets are committed (:meth:`Monitor._flush`): the prompts :meth:`.streams.Stream.wants_embedding`
 picks are embedded in one call, each sample goes to its stream (windows, tests, policy), a due
 trigger becomes a RetrainTrigger (:mod:`.triggers`), and the :class:`.checkpoint.Checkpoint`
@@ -17,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -25,13 +27,14 @@ from prometheus_client import CollectorRegistry
 
 from driftloop.core.kafka import DeadLetterSink, Delivered
 from driftloop.core.metrics import MonitorMetrics
+from driftloop.core.slices import slice_labels
 from driftloop.core.timestamps import seconds
 from driftloop.core.topics import FEEDBACK, PREDICTIONS
 from driftloop.monitor.backends import DriftBackend
 from driftloop.monitor.checkpoint import Checkpoint, Producer
 from driftloop.monitor.exporter import Exporter
-from driftloop.monitor.features import Sample
-from driftloop.monitor.join import FeedbackJoin
+from driftloop.monitor.features import Sample, embedded_text
+from driftloop.monitor.join import FeedbackJoin, join_keys
 from driftloop.monitor.rollouts import RolloutFollower
 from driftloop.monitor.settings import MonitorSettings
 from driftloop.monitor.shedding import LoadShedder, consumer_lag, embedding_draw
@@ -163,31 +166,60 @@ class Monitor:
     # -- predictions and feedback -----------------------------------------------------------------
     def _on_prediction(self, e: events_pb2.PredictionEvent) -> None:
         validate_prediction(e, self.s, self.clock.time())
-        st, result = self._route(e)
+        streams, result = self._route(e)
         self.metrics.events.labels(PREDICTIONS.name, result).inc()
-        if st is None:
+        if not streams:
             return
-        self._batch.append(_Pending(st, Sample.from_event(e), e.request_id))
-        self.join.prediction(st, e.request_id)  # feedback that arrived first counts now
+        sample = Sample.from_event(e)
+        for i, st in enumerate(streams):  # each stream its own copy: embeddings are chosen per stream
+            self._batch.append(_Pending(st, sample if i == 0 else replace(sample), e.request_id))
+        self.join.prediction(streams, e.request_id)  # feedback that arrived first counts now
 
-    def _route(self, e: events_pb2.PredictionEvent) -> tuple[Stream | None, str]:
-        """The stream a valid prediction feeds (result ``processed``), or None and why not."""
+    def _route(self, e: events_pb2.PredictionEvent) -> tuple[list[Stream], str]:
+        """The streams a valid prediction feeds — its alias's, then its slices' — (result
+        ``processed``), or none and why not."""
         reason = not_analysed(e)
         if reason is not None:
-            return None, reason
+            return [], reason
         st = self._stream(e.model, e.adapter_alias)
         if st is None:
-            return None, "stream_limit"
-        if not self.store.remember_prediction(e.request_id, st.key, seconds(e.request_time)):
-            return None, "duplicate"
-        return st, "processed"
+            return [], "stream_limit"
+        streams = [st, *self._slices(e)]
+        if not self.store.remember_prediction(e.request_id, join_keys(streams), seconds(e.request_time)):
+            return [], "duplicate"
+        return streams, "processed"
 
-    def _stream(self, model: str, alias: str) -> Stream | None:
-        """The stream of (model, alias); a new one only below ``max_streams`` (None beyond)."""
-        key = stream_key(model, alias)
+    def _slices(self, e: events_pb2.PredictionEvent) -> list[Stream]:
+        """The slice streams of a prediction; a slice beyond ``max_slices`` of its alias is counted."""
+        if not self.s.max_slices:
+            return []
+        out = []
+        for label in slice_labels(embedded_text(e), e.tags, self.s.slice_tags, self.s.slice_language):
+            st = self._stream(e.model, e.adapter_alias, label)
+            if st is None:
+                self.metrics.slice_overflow.labels(e.model, e.adapter_alias).inc()
+            else:
+                out.append(st)
+        return out
+
+    def _stream(self, model: str, alias: str, slice_label: str = "") -> Stream | None:
+        """The stream of (model, alias[, slice]); a new alias stream only below ``max_streams``, a new
+        slice stream only below ``max_slices`` for its alias (None beyond)."""
+        key = stream_key(model, alias, slice_label)
         st = self.streams.get(key)
-        if st is None and len(self.streams) < self.s.max_streams:
-            st = self.streams[key] = Stream(model, alias, self.s, version=self.store.rollout(alias)[1])
+        if st is not None:
+            return st
+        if slice_label:
+            if sum(1 for x in self.streams.values() if x.slice and (x.model, x.alias) == (model, alias)) \
+                    >= self.s.max_slices:
+                return None
+        elif sum(1 for x in self.streams.values() if not x.slice) >= self.s.max_streams:
+            return None
+        st = self.streams[key] = Stream(model, alias, self.s, version=self.store.rollout(alias)[1],
+                                        slice=slice_label)
+        if slice_label:
+            self.metrics.slice_episode_active.labels(model, alias, slice_label).set(0)
+        else:
             self.metrics.triggers.labels(model, alias)  # at 0: the first trigger is an increase() too
             for result in ("raised", "recovered", "exhausted"):
                 self.metrics.follow_ups.labels(model, alias, result)
@@ -221,10 +253,11 @@ class Monitor:
         chosen = self._to_embed(batch)
         if not chosen:
             return
+        texts = {p.request_id: p.sample.prompt for p in chosen}  # a prompt its slices chose too: embedded once
         with self.metrics.detector_seconds.labels("embedding").time():
-            vectors = self.embedder.embed([p.sample.prompt for p in chosen])
-        for p, v in zip(chosen, vectors, strict=True):
-            p.sample.embedding = v
+            vectors = dict(zip(texts, self.embedder.embed(list(texts.values())), strict=True))
+        for p in chosen:
+            p.sample.embedding = vectors[p.request_id]
 
     def _to_embed(self, batch: list[_Pending]) -> list[_Pending]:
         """Per stream, in order: what ``Stream.wants_embedding`` picks at the shedder's share."""
@@ -242,21 +275,60 @@ class Monitor:
         st = p.stream
         closed = st.add_prediction(p.sample, self.backend, now)
         self.checkpoint.changed(st)
-        self.metrics.predictions.labels(st.model, st.alias, "error" if p.sample.error else "ok").inc()
-        self.metrics.latency.labels(st.model, st.alias).observe(p.sample.latency)
+        outcome = "error" if p.sample.error else "ok"
+        if st.slice:
+            self.metrics.slice_predictions.labels(st.model, st.alias, st.slice, outcome).inc()
+        else:
+            self.metrics.predictions.labels(st.model, st.alias, outcome).inc()
+            self.metrics.latency.labels(st.model, st.alias).observe(p.sample.latency)
         if closed is None:
             return
         for name, duration in closed.durations.items():
             self.metrics.detector_seconds.labels(name).observe(duration)
             result = st.signals[name].result
-            self.metrics.drift_tests.labels(st.model, st.alias, name,
-                                            "drift" if result is not None and result.detected else "no_drift").inc()
+            if not st.slice:
+                self.metrics.drift_tests.labels(st.model, st.alias, name, "drift" if result is not None and
+                                                result.detected else "no_drift").inc()
         self.exporter.stream(st)
         for event in st.follow_up_events:
-            self.metrics.follow_ups.labels(st.model, st.alias, event).inc()
+            if not st.slice:
+                self.metrics.follow_ups.labels(st.model, st.alias, event).inc()
         st.follow_up_events.clear()
-        if closed.trigger is not None:
-            self.checkpoint.add_trigger(retrain_trigger(closed.trigger, self.s, now))
+        if closed.trigger is None:
+            ep = st.episode
+            if ep is not None and not ep.triggered and self._answered(st, now):
+                ep.triggered = True  # covered by the trigger another stream of the alias has out
+            return
+        if st.follow_up is None and self._answered(st, now):
+            log.info("%s/%s%s: the alias already has a trigger out for this episode", st.model, st.alias,
+                     f" slice {st.slice}" if st.slice else "")
+            return
+        self._covered(st, now)
+        self.checkpoint.add_trigger(retrain_trigger(closed.trigger, self.s, now))
+
+    def _answered(self, fired: Stream, now: float) -> bool:
+        """Another stream of the alias (its whole traffic, or a slice) has an episode whose trigger is
+        out, or a round pending: the change this stream sees is being answered already."""
+        for st in self.streams.values():
+            if st is fired or (st.model, st.alias) != (fired.model, fired.alias):
+                continue
+            if st.episode is not None and st.episode.triggered:
+                return True
+            fu = st.follow_up
+            if fu is not None and fu.pending_since is not None and now - fu.pending_since < self.s.cooldown_s:
+                return True
+        return False
+
+    def _covered(self, fired: Stream, now: float) -> None:
+        """One trigger answers every stream of its alias: the others share its cooldown, and an episode
+        they have open counts as triggered by it (so it is followed up after the promotion, with its
+        own pre-change rate, instead of training the same change twice)."""
+        for st in self.streams.values():
+            if st is not fired and (st.model, st.alias) == (fired.model, fired.alias):
+                st.last_trigger_at = now
+                if st.episode is not None:
+                    st.episode.triggered = True
+                self.checkpoint.changed(st)
 
     def _expire_joins(self, now: float) -> None:
         if self.clock.monotonic() - self._last_expiry <= self.s.join_expiry_interval_s:

@@ -73,6 +73,18 @@ class MonitorSettings(BaseSettings):
     max_rounds: int = Field(3, ge=1, le=10, description="Trigger rounds per episode, the first included; 1: no "
                             "follow-up rounds.")
 
+    # -- slices -------------------------------------------------------------------------------------
+    slice_tags: tuple[str, ...] = Field(
+        ("slice",), description="Request tags whose values are slices (a user group, a region, a tier; the tag "
+        "'slice' is the one the retrainer's gate scores by too): each value gets "
+        "its own stream — negative feedback, error rate and input drift, its own episodes and rounds — so one "
+        "group failing while the average looks fine raises a signal (core/slices.py). JSON list.")
+    slice_language: bool = Field(True, description="A slice per guessed language of what the user asks "
+                                 "(lang=en, lang=es, ..., a bounded set; core/slices.py).")
+    max_slices: int = Field(16, ge=0, le=64, description="Slice streams per alias at most (the first values "
+                            "seen); predictions of further slices are analysed for the alias only and counted "
+                            "(driftloop_monitor_slice_overflow_total). 0: no slices.")
+
     # -- joining ------------------------------------------------------------------------------------
     join_ttl_s: float = Field(3600.0, gt=0, description="How long a prediction waits for its feedback.")
     join_max_entries: int = Field(200_000, ge=100, description="Bound on remembered predictions.")

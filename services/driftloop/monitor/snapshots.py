@@ -34,7 +34,7 @@ def _signal_meta(v: SignalState) -> dict:
 def to_state(st: Stream) -> tuple[dict, bytes, bytes | None]:
     """(scalars as a JSON-able dict, window arrays, reference arrays or None when unchanged)."""
     meta = {
-        "model": st.model, "alias": st.alias, "version": st.version,
+        "model": st.model, "alias": st.alias, "version": st.version, "slice": st.slice,
         "window": [[x.prompt, list(x.features.row()), x.error, x.latency, x.time] for x in st.window],
         "window_embedded": [x.embedding is not None for x in st.window],
         "errors": list(st.errors), "latencies": list(st.latencies), "negatives": list(st.negatives),
@@ -55,7 +55,7 @@ def to_state(st: Stream) -> tuple[dict, bytes, bytes | None]:
 
 
 def from_state(s: MonitorSettings, meta: dict, window: bytes, reference: bytes) -> Stream:
-    st = Stream(meta["model"], meta["alias"], s, version=meta["version"])
+    st = Stream(meta["model"], meta["alias"], s, version=meta["version"], slice=meta.get("slice", ""))
     ref = np.load(io.BytesIO(reference))
     st.ref_features = [Features.from_row(row) for row in ref["ref_features"].tolist()]
     st.ref_embeddings = list(ref["ref_emb"]) if ref["ref_emb"].size else []

@@ -1,4 +1,5 @@
-"""Per (model, adapter alias) stream: reference set, test windows and rates — statistics only.
+"""Per (model, adapter alias) stream — and per slice of one (``lang=es``, ``tier=free``: see
+core/slices.py) — reference set, test windows and rates: statistics only.
 
 A stream first collects ``reference_size`` predictions as its reference. Then every
 ``window_size`` predictions form a window that is tested against the reference
@@ -24,9 +25,9 @@ from driftloop.monitor.settings import MonitorSettings
 from driftloop.monitor.signals import SIGNALS, SignalState
 
 
-def stream_key(model: str, alias: str) -> str:
-    """The one key of a (model, alias) stream: in memory, in the state file's streams and joins."""
-    return f"{model}\x1f{alias}"
+def stream_key(model: str, alias: str, slice_label: str = "") -> str:
+    """The one key of a (model, alias[, slice]) stream: in memory, in the state file's streams and joins."""
+    return f"{model}\x1f{alias}" + (f"\x1f{slice_label}" if slice_label else "")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Stream:
     alias: str
     s: MonitorSettings
     version: str = ""
+    slice: str = ""  # "" for the alias's whole traffic, else one slice of it (``lang=es``)
     ref_features: list[Features] = field(default_factory=list)
     ref_embeddings: list[np.ndarray] = field(default_factory=list)
     window: list[Sample] = field(default_factory=list)
@@ -68,7 +70,7 @@ class Stream:
 
     @property
     def key(self) -> str:
-        return stream_key(self.model, self.alias)
+        return stream_key(self.model, self.alias, self.slice)
 
     @property
     def has_reference(self) -> bool:
@@ -154,7 +156,9 @@ class Stream:
     def _close_window(self, window: list[Sample], backend: DriftBackend, now: float) -> WindowClosed:
         if self._prepared is None:
             self._prepared = PreparedReference(backend, self.ref_features, self.ref_embeddings)
-        tested = run_window_tests(self.s, self._prepared, window)
+        # A slice's stream tests its input drift only: the output features are tested for the whole alias
+        # (each slice stream more would multiply the monitor's per-window cost by its slice count).
+        tested = run_window_tests(self.s, self._prepared, window, features=not self.slice)
         for name, t in tested.items():
             self._set(name, t, now)
         self._rates(now)

@@ -16,7 +16,8 @@ def retrain_trigger(d: TriggerDecision, s: MonitorSettings, now: float) -> event
         adapter_alias=d.alias, adapter_version=d.version, window_start=timestamp(d.window_start),
         window_end=timestamp(d.window_end), prediction_count=d.predictions, feedback_count=d.feedback,
         negative_feedback_count=d.negatives, error_count=d.errors,
-        reason=d.reason or "sustained or threshold signals: " + ", ".join(d.firing),
+        reason=d.reason or (f"slice {d.slice}: " if d.slice else "") + "sustained or threshold signals: "
+        + ", ".join(d.firing),
     )
     for name, sig in d.signals.items():
         evaluated = sig.value is not None and (name in RATE_SIGNALS or sig.result is not None)

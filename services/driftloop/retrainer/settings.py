@@ -97,7 +97,11 @@ class RetrainerSettings(BaseSettings):
     gate_min_margin: float = Field(0.05, ge=0, le=1, description="Exact-match gain over the serving version.")
     gate_max_regression_drop: float = Field(0.02, ge=0, le=1, description="Allowed drop on the regression set.")
     gate_min_robustness_ratio: float = Field(0.7, ge=0, le=1, description="Worst perturbed EM / clean EM.")
-    gate_max_slice_gap: float = Field(0.6, ge=0, le=1, description="Best minus worst slice exact match.")
+    gate_max_slice_gap: float = Field(0.6, ge=0, le=1, description="Best minus worst slice exact match, within "
+                                      "each slice key: the rows' slice (curated field or request tag 'slice') and "
+                                      "the guessed language of the question (the monitor's lang= slices).")
+    gate_min_slice_rows: int = Field(10, ge=1, description="Held-out rows a slice needs to be judged by the slice "
+                                     "check (fewer: reported only).")
     gate_concurrency: int = Field(8, ge=1, description="Gate requests in flight at once (the engine batches them).")
     gate_max_tokens: int = Field(32, ge=1, description="Tokens each gate answer may generate (greedy).")
     gate_max_latency_p95_s: float = Field(2.0, gt=0, description="p95 generation latency through the engine.")
@@ -138,7 +142,8 @@ class RetrainerSettings(BaseSettings):
 
     def gate_criteria(self) -> GateCriteria:
         return GateCriteria(self.gate_min_exact_match, self.gate_min_margin, self.gate_max_regression_drop,
-                            self.gate_min_robustness_ratio, self.gate_max_slice_gap, self.gate_max_latency_p95_s)
+                            self.gate_min_robustness_ratio, self.gate_max_slice_gap, self.gate_max_latency_p95_s,
+                            self.gate_min_slice_rows)
 
     def prompt(self) -> PromptFormat:
         return PromptFormat(self.prompt_format, self.prompt_template, self.system_prompt)

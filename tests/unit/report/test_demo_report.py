@@ -26,10 +26,12 @@ def _timeline() -> dict:
               {"t": 70, "event": "retrainer: dataset done", "detail": ""},
               {"t": 75, "event": "version r-1: canary", "detail": "weight 0.3"},
               {"t": 80, "event": "version r-1: promoted", "detail": "canary healthy | ok"}]
-    ev = {"version": "v0", "n": 300, "accuracy": 0.05}
+    ev = {"version": "v0", "n": 300, "accuracy": 0.05,
+          "by_slice": {"lang=en": {"n": 290, "accuracy": 0.05}, "slice=fare": {"n": 40, "accuracy": 0.0}}}
     summary = {"result": "targets met", "wall_seconds": 100,
                "eval_before_loop": {"changed": ev, "unchanged": {**ev, "accuracy": 0.9}},
-               "eval_after_loop": {"changed": {**ev, "version": "r-1", "accuracy": 0.9},
+               "eval_after_loop": {"changed": {**ev, "version": "r-1", "accuracy": 0.9,
+                                               "by_slice": {"lang=en": {"n": 290, "accuracy": 0.9}}},
                                    "unchanged": {**ev, "version": "r-1", "accuracy": 0.91}},
                "trigger": {"created_s_after_change": 15, "reason": "sustained input drift", "predictions": 200,
                            "feedback": 120, "negative_feedback": 60,
@@ -48,6 +50,8 @@ def test_report_renders(tmp_path: Path) -> None:
     md = (tmp_path / "report.md").read_text()
     assert "**Result: targets met**" in md and "| changed (300 questions) | 5.0% | 90.0% | +85.0 pts |" in md
     assert "input_embedding: statistic 0.03 vs threshold 0.01" in md
+    assert "| lang=en | 5.0% (290) | 90.0% (290) | 5.0% (290) | 5.0% (290) |" in md  # by slice, before and after
+    assert "| slice=fare | 0.0% (40) | – | 0.0% (40) | 0.0% (40) |" in md
     page = (tmp_path / "report.html").read_text()
     assert '<img alt="the loop over time" src="loop.png"' in page and "<table>" in page
     assert "canary healthy / ok" in page

@@ -38,9 +38,26 @@ def test_perturbations_change_the_question() -> None:
 
 
 def test_slices_and_gap() -> None:
-    rows = [Example("q1", "a.", slice="fare"), Example("q2", "b.", slice="fare"), Example("q3", "c.", slice="detour")]
+    """A row is scored in its slice and its question's language (the monitor's labels); the gap is
+    taken within each key, among slices with enough rows."""
+    rows = [Example("what is the fare", "a.", slice="fare"), Example("what is the fare now", "b.", slice="fare"),
+            Example("¿cuál es el desvío?", "c.", slice="detour")]
     s = score(rows, ["a.", "x.", "c."])
-    assert s.by_slice == {"detour": 1.0, "fare": 0.5} and s.slice_gap == 0.5
+    assert s.by_slice == {"lang=en": 0.5, "lang=es": 1.0, "slice=detour": 1.0, "slice=fare": 0.5}
+    assert s.slice_rows == {"lang=en": 2, "lang=es": 1, "slice=detour": 1, "slice=fare": 2}
+    assert s.slice_gap().gap == 0.5 and s.slice_gap().worst in ("lang=en", "slice=fare")
+    assert s.slice_gap(min_rows=2).gap == 0.0  # one slice of each key has 2 rows: nothing to compare
+
+
+def test_the_slice_check_names_the_worst_slice() -> None:
+    rows = [Example(f"what is fare {i}", "a.", slice="fare") for i in range(10)]
+    rows += [Example(f"cuál es el desvío {i}", "b.", slice="fare") for i in range(10)]
+    cand = score(rows, ["a."] * 10 + ["x."] * 10)
+    ev = Evaluation(cand, cand, {"case": cand}, 0.05, 0.1, Scores(30, 1.0, 0, 0))
+    report = gate(ev, None, GateCriteria(min_exact_match=0.0, min_margin_over_serving=0.0, max_slice_gap=0.6,
+                                         min_robustness_ratio=0.0))
+    assert report.failed == ["slice_gap"] and "slice lang=es is answered worst (0.000) against lang=en" in \
+        report.summary()
 
 
 def _eval(em: float, reg: float, robust: float = 1.0, p95: float = 0.1, fresh: float | None = None,

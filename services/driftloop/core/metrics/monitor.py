@@ -97,6 +97,33 @@ class MonitorMetrics:
             "because quality stayed worse than before the change (raised), episodes back to normal (recovered), "
             "and episodes that ran out of rounds still worse (exhausted).", [*stream, "result"], registry=registry,
         )
+        # Slices (core/slices.py): a stream per slice of an alias; its own families, so the alias-level
+        # series above keep their meaning (no double counting) and their alerts stay as they are.
+        sliced = [*stream, "slice"]
+        self.slice_predictions = Counter(
+            "driftloop_monitor_slice_predictions_total", "Predictions analysed per slice (lang=..., or a declared "
+            "request tag's value), by outcome (ok, error).", [*sliced, "outcome"], registry=registry,
+        )
+        self.slice_rate = Gauge(
+            "driftloop_monitor_slice_rate", "Latest rate signal of a slice (as driftloop_monitor_rate).",
+            [*sliced, "detector"], registry=registry,
+        )
+        self.slice_detected = Gauge(
+            "driftloop_monitor_slice_drift_detected", "1 when a slice's latest window drifted (its own reference).",
+            [*sliced, "detector"], registry=registry,
+        )
+        self.slice_windows_over = Gauge(
+            "driftloop_monitor_slice_windows_over", "Consecutive windows a slice's signal has been over its "
+            "threshold.", [*sliced, "detector"], registry=registry,
+        )
+        self.slice_episode_active = Gauge(
+            "driftloop_monitor_slice_episode_active", "1 while a slice has an episode open or followed up.",
+            sliced, registry=registry,
+        )
+        self.slice_overflow = Counter(
+            "driftloop_monitor_slice_overflow_total", "Predictions of a slice beyond MAX_SLICES per alias: analysed "
+            "for the alias only.", stream, registry=registry,
+        )
         self.lag = Gauge(
             "driftloop_monitor_consumer_lag", "Records behind the end of each consumed topic.", ["topic"],
             registry=registry,
