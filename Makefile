@@ -76,7 +76,7 @@ lint: $(SERVING)/.synced ## Check style (changes nothing)
 	$(SERVING)/bin/ruff check services tests
 
 .PHONY: demo
-demo: env kafka-jars .tools/stamps/promtool ## Run the whole loop on the transit world (SCENARIO=faq-change: another change); report in artifacts/demo-report/
+demo: env kafka-jars .tools/stamps/promtool ## Run the whole loop on the transit world (SCENARIO=faq-change: stale FAQ; SCENARIO=big-change: rounds); report in artifacts/demo-report/
 	$(if $(SCENARIO),DRIFTLOOP_DEMO_SCENARIO=$(SCENARIO)) $(SPY) -m driftloop.demo
 
 .PHONY: clean

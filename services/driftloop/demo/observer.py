@@ -23,7 +23,8 @@ KEEP = ("driftloop_monitor_drift_statistic", "driftloop_monitor_drift_statistic_
         "driftloop_monitor_retrain_triggers", "driftloop_monitor_episode_active", "driftloop_monitor_consumer_lag",
         "driftloop_inference_requests", "driftloop_inference_canary_weight", "driftloop_retrainer_run_in_progress",
         "driftloop_retrainer_runs_total", "driftloop_retrainer_stage_duration_seconds_sum",
-        "driftloop_retrainer_gate_score", "driftloop_retrainer_after_rejection_total")
+        "driftloop_retrainer_gate_score", "driftloop_retrainer_after_rejection_total",
+        "driftloop_monitor_follow_up_rounds_total")
 """Series kept in the timeline (name prefixes)."""
 STAGES = ("dataset", "training", "gate")
 FINAL = ("promoted", "rolled_back")
@@ -109,6 +110,18 @@ class Observer:
                     for r in EPISODE_ENDED)
         if ended and self._latest("driftloop_retrainer_runs_total", adapter_alias=self.alias, outcome="rejected"):
             return "rejected"
+        return None
+
+    def promotions(self) -> int:
+        """Versions of the alias promoted so far."""
+        return int(self._latest("driftloop_retrainer_runs_total", adapter_alias=self.alias, outcome="promoted"))
+
+    def episode_end(self) -> str | None:
+        """After a promotion, the monitor's verdict on the episode: ``recovered`` (back to its pre-change
+        negative-feedback rate) or ``exhausted`` (no round left), None while it is still followed up."""
+        for result in ("recovered", "exhausted"):
+            if self._latest("driftloop_monitor_follow_up_rounds_total", adapter_alias=self.alias, result=result):
+                return result
         return None
 
     def training(self) -> bool:

@@ -125,6 +125,19 @@ def _transport(st: dict, name: str) -> str:
     return f"{n}, {_pct(st.get('correct_by_transport', {}).get(name, 0) / n)}" if n else "0"
 
 
+def _rounds(s: dict) -> list[str]:
+    """Each round's promoted version (the monitor raised the rounds after the first) and the episode's end."""
+    rounds = s.get("rounds")
+    if not rounds:
+        return []
+    lines = ["### Rounds", "", "| round | version | changed facts | unchanged facts |", "|---|---|---|---|"]
+    for r in rounds:
+        lines.append(f"| {r['round']} | {r['version']} | {_pct(r['eval']['changed']['accuracy'])} | "
+                     f"{_pct(r['eval']['unchanged']['accuracy'])} |")
+    return [*lines, "", f"Episode: {s.get('episode_end', '?')} (the monitor's verdict: back to the pre-change "
+            "negative-feedback rate, or out of rounds).", ""]
+
+
 def _by_slice(before: dict, after: dict | None) -> list[str]:
     """Accuracy by slice (the labels the monitor and the gate use: question kind, guessed language),
     changed and unchanged facts, before and after the loop."""
@@ -161,6 +174,7 @@ def markdown(data: dict) -> str:
         lines += ["", "Targets: changed below 30 % before and at least 85 % after; unchanged may drop at most "
                   "2 points.", ""]
         lines += _by_slice(b, a)
+        lines += _rounds(s)
         if a:
             lines += ["![accuracy](accuracy.png)", ""]
     t = s.get("trigger")

@@ -144,6 +144,8 @@ class Demo:
         scenario.change()
         traffic = scenario.changed_world(self.stop_traffic, self._rate)
         self._wait_for_outcome(traffic)
+        if s.scenario in world.ROUNDS and self.observer.promotions():
+            self._follow_rounds(scenario, traffic)  # riders keep asking: the monitor judges each round
         self.summary["traffic_after"] = traffic.end().to_dict()
         final = self._record_outcome(change_t)
         if final is None or final.status != "promoted":
@@ -152,7 +154,9 @@ class Demo:
             self.timeline.event("loop ended without promotion", status)
             return self.summary
         self.summary["version"] = outcome.version_summary(final)
-        self.summary["eval_after_loop"] = scenario.accuracy(final.version)
+        rounds = self.summary.get("rounds", [])
+        self.summary["eval_after_loop"] = rounds[-1]["eval"] if rounds and rounds[-1]["version"] == final.version \
+            else scenario.accuracy(final.version)
         self.timeline.event("accuracy after the loop", outcome.accuracy_line(self.summary["eval_after_loop"]))
         if s.settle_requests:
             self.summary["traffic_settled"] = scenario.settle(final.version).to_dict()
@@ -184,6 +188,34 @@ class Demo:
                 print(traffic.line(), flush=True)
             time.sleep(1)
         return None
+
+    def _follow_rounds(self, scenario: Scenario, traffic: ChangedWorld) -> None:
+        """After the first promotion: each round's promoted version measured, until the monitor says the
+        episode is back to normal or out of rounds (bounded by ``rounds_max_s``). The demo decides
+        nothing: the monitor raises the rounds, the retrainer trains and releases them."""
+        rounds: list[dict] = []
+        self.summary["rounds"] = rounds
+        deadline = time.monotonic() + self.s.rounds_max_s
+        last_report = 0.0
+        while time.monotonic() < deadline:
+            self.observer.progress()
+            serving = Registry(self.adapters).serving(self.s.alias)
+            if self.observer.promotions() > len(rounds) and serving is not None:
+                version = serving.version
+                ev = scenario.accuracy(version)
+                rounds.append({"round": len(rounds) + 1, "version": version, "eval": ev})
+                self.timeline.event(f"round {len(rounds)}: {version} promoted", outcome.accuracy_line(ev))
+                continue
+            end = self.observer.episode_end()
+            if end is not None:
+                self.summary["episode_end"] = end
+                self.timeline.event(f"monitor: episode {end}", f"after {len(rounds)} round(s)")
+                return
+            if time.monotonic() - last_report > 20:
+                last_report = time.monotonic()
+                print(traffic.line() + f"; rounds promoted {len(rounds)}", flush=True)
+            time.sleep(1)
+        self.summary["episode_end"] = f"still followed up after {self.s.rounds_max_s:.0f} s"
 
     def _record_outcome(self, change_t: float) -> Version | None:
         """The trigger and the versions the loop produced, on the timeline and in the summary."""

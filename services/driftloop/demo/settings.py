@@ -28,9 +28,13 @@ class DemoSettings(BaseSettings):
     alias: str = Field("transit-qa", description="Adapter alias the application calls.")
     model_name: str = Field("transit-base", description="Model name in events and metrics.")
     seed: int = Field(3, description="Seed of the riders and the evaluation sets.")
-    scenario: Literal["schedules", "faq-change"] = Field(
-        "schedules", description="The world change: 'schedules' (new timetables, detours, new routes) or "
-        "'faq-change' (terminals and first departures change: facts the curated FAQ holds go stale).")
+    scenario: Literal["schedules", "faq-change", "big-change"] = Field(
+        "schedules", description="The world change: 'schedules' (new timetables, detours, new routes), "
+        "'faq-change' (terminals and first departures change: facts the curated FAQ holds go stale) or "
+        "'big-change' (98 new facts, more than one round of corrections covers: the demo follows the "
+        "monitor's follow-up rounds until back to normal).")
+    rounds_max_s: float = Field(1500.0, gt=0, description="big-change: longest the demo waits, after a "
+                                "promotion, for the next round's promotion or the monitor's 'back to normal'.")
 
     # traffic
     chat: bool = Field(True, description="Riders ask as a chat app does (messages: SYSTEM_PROMPT if set, then the "

@@ -174,12 +174,23 @@ def faq_change(old: dict[int, Route], seed: int = 13, terminals: int = 8, first:
     return routes, facts
 
 
+def big_change(old: dict[int, Route], seed: int = 17) -> tuple[dict[int, Route], set[tuple[int, str]]]:
+    """More new facts than one round of corrections covers (scenario ``big-change``): a network
+    redesign — new schedules on 16 of 24 routes, 10 detours, 8 new routes (98 facts, nearly three times
+    ``schedules``)."""
+    return new_world(old, seed, changed=16, detours=10, new_routes=8)
+
+
 # scenario name -> (the world after the change, what the timeline says changed)
 SCENARIOS = {
     "schedules": (new_world, "new schedules on 6 routes, 4 detours, 3 new routes"),
     "faq-change": (faq_change, "8 routes end at another terminal, 6 start at another time: facts the curated "
                                "FAQ holds"),
+    "big-change": (big_change, "network redesign: new schedules on 16 routes, 10 detours, 8 new routes"),
 }
+ROUNDS = {"big-change"}
+"""Scenarios the demo follows through the monitor's follow-up rounds (until back to normal), not only
+to the first promotion."""
 
 
 @dataclass(frozen=True)

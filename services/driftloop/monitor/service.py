@@ -299,7 +299,7 @@ class Monitor:
             if ep is not None and not ep.triggered and self._answered(st, now):
                 ep.triggered = True  # covered by the trigger another stream of the alias has out
             return
-        if st.follow_up is None and self._answered(st, now):
+        if self._answered(st, now):  # (a round too: the alias's streams follow one episode up together)
             log.info("%s/%s%s: the alias already has a trigger out for this episode", st.model, st.alias,
                      f" slice {st.slice}" if st.slice else "")
             return

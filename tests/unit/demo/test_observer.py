@@ -130,3 +130,20 @@ def test_latest_reads_the_newest_scrape_only() -> None:
     _step(obs, clock)
     assert obs.timeline.latest("driftloop_monitor_consumer_lag") == 7
     assert obs.timeline.latest("driftloop_monitor_consumer_lag", topic="b") == 7
+
+
+def test_rounds_promotions_and_the_episodes_end() -> None:
+    """big-change: the demo counts the alias's promotions (one per round) and stops following once the
+    monitor says the episode is back to normal (or out of rounds)."""
+    obs, svc, clock = _observer()
+    svc.monitor.follow_ups.labels("base", "qa", "recovered")  # at 0, as the monitor starts each stream
+    _step(obs, clock)
+    assert (obs.promotions(), obs.episode_end()) == (0, None)
+    svc.retrainer.runs.labels("qa", "promoted").inc()
+    svc.monitor.follow_ups.labels("base", "qa", "raised").inc()
+    _step(obs, clock)
+    assert (obs.promotions(), obs.episode_end()) == (1, None)
+    svc.retrainer.runs.labels("qa", "promoted").inc()
+    svc.monitor.follow_ups.labels("base", "qa", "recovered").inc()
+    _step(obs, clock)
+    assert (obs.promotions(), obs.episode_end()) == (2, "recovered")

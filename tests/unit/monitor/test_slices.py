@@ -108,3 +108,25 @@ def test_slices_off(tmp_path: Path) -> None:
     rig = Rig(settings(tmp_path, slice_tags=("tier",), max_slices=0))
     rig.batch(records(PREDICTIONS, [prediction(i, T0 - 10, tags={"tier": "gold"}) for i in range(3)]))
     assert [st.slice for st in rig.monitor.streams.values()] == [""]
+
+
+def test_after_a_promotion_the_alias_and_its_slices_raise_one_round(tmp_path: Path) -> None:
+    """The alias's stream and its lang= slice both remember the pre-change rate and are followed up
+    after the promotion; both stay worse, and one follow-up round is raised, not one per stream."""
+    from driftloop.core.topics import ADAPTER_ROLLOUTS
+    from tests.unit.monitor.fakes import rollout_record
+
+    rig = Rig(settings(tmp_path, rate_window=20, follow_up_windows=3, max_rounds=3))
+    before = records(PREDICTIONS, [prediction(i, T0 - 10) for i in range(40)])
+    rig.batch(before, records(FEEDBACK, [feedback(i, negative=i % 10 == 0) for i in range(40)]))
+    assert sorted(st.baseline_negative for st in rig.monitor.streams.values()) == [0.1, 0.1]
+    rig.batch(records(PREDICTIONS, [prediction(i, T0 - 10) for i in range(40, 70)], 40),
+              records(FEEDBACK, [feedback(i, negative=True) for i in range(40, 70)], 40))
+    assert len(rig.producer.of_topic(RETRAIN_TRIGGERS.name)) == 1
+    rig.rollouts.push(rollout_record(0, "a", 1, "v2", ADAPTER_ROLLOUTS.name))  # the episode's version promoted
+    rig.clock.advance(60)
+    rig.batch(records(PREDICTIONS, [prediction(i, T0) for i in range(70, 130)], 70),
+              records(FEEDBACK, [feedback(i, negative=True) for i in range(70, 130)], 70))
+    triggers = rig.producer.of_topic(RETRAIN_TRIGGERS.name)
+    assert len(triggers) == 2 and triggers[1].reason.startswith("follow-up round 2 of 3")
+    assert all(st.follow_up is not None and st.follow_up.round == 2 for st in rig.monitor.streams.values())

@@ -37,6 +37,11 @@ def _timeline() -> dict:
                            "feedback": 120, "negative_feedback": 60,
                            "signals": [{"signal": "input_embedding", "statistic": 0.03, "threshold": 0.01,
                                         "p_value": 0.0}]},
+               "rounds": [{"round": 1, "version": "r-0", "eval": {"changed": {"accuracy": 0.7},
+                                                                   "unchanged": {"accuracy": 0.9}}},
+                          {"round": 2, "version": "r-1", "eval": {"changed": {"accuracy": 0.9},
+                                                                   "unchanged": {"accuracy": 0.91}}}],
+               "episode_end": "recovered",
                "traffic_before": {"requests": 400, "accuracy": 0.9, "feedback": 240, "negative": 20,
                                   "corrections": 14}}
     return {"summary": summary, "events": events, "samples": samples, "answers": answers}
@@ -52,6 +57,7 @@ def test_report_renders(tmp_path: Path) -> None:
     assert "input_embedding: statistic 0.03 vs threshold 0.01" in md
     assert "| lang=en | 5.0% (290) | 90.0% (290) | 5.0% (290) | 5.0% (290) |" in md  # by slice, before and after
     assert "| slice=fare | 0.0% (40) | – | 0.0% (40) | 0.0% (40) |" in md
+    assert "| 2 | r-1 | 90.0% | 91.0% |" in md and "Episode: recovered" in md  # rounds
     page = (tmp_path / "report.html").read_text()
     assert '<img alt="the loop over time" src="loop.png"' in page and "<table>" in page
     assert "canary healthy / ok" in page
