@@ -4,12 +4,14 @@
   delivery callbacks, records encoded by :mod:`driftloop.core.codec`.
 * :class:`EventConsumer`: a consumer group with auto-commit off; :meth:`EventConsumer.process`
   decodes a batch, hands each event to a handler, sends what cannot be decoded or fails
-  validation to the dead-letter topic, and commits only after all of that is done.
+  validation to the dead-letter topic, and commits only after all of that is done. A member left
+  without partitions while its topics have some is closed and opened again (the stall watchdog).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -147,7 +149,19 @@ class DeadLetterSink:
 
 
 class EventConsumer(Generic[M]):
-    """A consumer-group member for one event type; offsets are committed only after processing."""
+    """A consumer-group member for one event type; offsets are committed only after processing.
+
+    **Stall watchdog.** kafka-python 3.0.12's group member can end a rebalance with no partitions and
+    never rejoin: seen in this project's CI, a monitor that joined its group before its first metadata
+    fetch, was elected leader of the next generation and then consumed nothing for good (its poll
+    spinning, no error). A loop whose monitor reads nothing is blind, and nothing would say so. So the
+    topics' metadata is fetched before subscribing, and a member that has had no partition for
+    ``stall_after_s`` while its topics have partitions is closed (leaving the group) and opened again
+    — it resumes from the committed offsets, and nothing is lost (offsets are committed only after
+    processing). A member that is idle by design (more members than partitions) rejoins too, at
+    doubling intervals up to ``MAX_STALL_S``: a rebalance of its group at most every half hour."""
+
+    MAX_STALL_S = 1800.0
 
     def __init__(
         self,
@@ -156,6 +170,9 @@ class EventConsumer(Generic[M]):
         group_id: str,
         expected: type[M] | dict[str, type[_message.Message]],
         dead_letters: Callable[[ConsumerRecord, str, str], None] | None = None,
+        stall_after_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        factory: Callable[..., Any] = KafkaConsumer,
         **overrides: Any,
     ) -> None:
         config: dict[str, Any] = {
@@ -173,7 +190,38 @@ class EventConsumer(Generic[M]):
         self.group_id = group_id
         self._expected = expected
         self._dead_letters = dead_letters
-        self._consumer = KafkaConsumer(*(t.name for t in topics), **config)
+        self._topics = [t.name for t in topics]
+        self._config = config
+        self._factory, self._clock = factory, clock
+        self._stall_after_s = self._stall_s = stall_after_s
+        self.reopened = 0  # times the stall watchdog closed the member and opened it again
+        self._consumer = self._open()
+
+    def _open(self) -> Any:
+        consumer = self._factory(**self._config)
+        for name in self._topics:  # the partitions known before the first JoinGroup (see the class doc)
+            consumer.partitions_for_topic(name)
+        consumer.subscribe(self._topics)
+        self._unassigned_since = self._clock()
+        return consumer
+
+    def _watch(self) -> None:
+        """The stall watchdog (class doc), after each poll."""
+        now = self._clock()
+        if self._consumer.assignment():
+            self._unassigned_since, self._stall_s = now, self._stall_after_s
+            return
+        if now - self._unassigned_since < self._stall_s:
+            return
+        if not any(self._consumer.partitions_for_topic(t) for t in self._topics):
+            self._unassigned_since = now  # nothing to be assigned: not a stall
+            return
+        log.warning("consumer group %s: no partition assigned for %.0f s while %s have some; leaving the group "
+                    "and joining again", self.group_id, now - self._unassigned_since, ", ".join(self._topics))
+        self._consumer.close(autocommit=False)
+        self._consumer = self._open()
+        self.reopened += 1
+        self._stall_s = min(self._stall_s * 2, self.MAX_STALL_S)
 
     @property
     def raw(self) -> KafkaConsumer:
@@ -189,6 +237,7 @@ class EventConsumer(Generic[M]):
 
     def poll(self, timeout_ms: int = 1000, max_records: int | None = None) -> list[ConsumerRecord]:
         batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        self._watch()
         return [r for records in batches.values() for r in records]
 
     def process(
