@@ -23,6 +23,7 @@ KEEP = ("driftloop_monitor_drift_statistic", "driftloop_monitor_drift_statistic_
         "driftloop_monitor_retrain_triggers", "driftloop_monitor_episode_active", "driftloop_monitor_consumer_lag",
         "driftloop_inference_requests", "driftloop_inference_canary_weight", "driftloop_retrainer_run_in_progress",
         "driftloop_retrainer_runs_total", "driftloop_retrainer_stage_duration_seconds_sum",
+        "driftloop_retrainer_stage_duration_seconds_count",
         "driftloop_retrainer_gate_score", "driftloop_retrainer_after_rejection_total",
         "driftloop_monitor_follow_up_rounds_total")
 """Series kept in the timeline (name prefixes)."""
@@ -125,7 +126,8 @@ class Observer:
         return None
 
     def training(self) -> bool:
-        """True from the end of the dataset stage to the end of the gate: the adapter trains and is gated."""
-        stage = "driftloop_retrainer_stage_duration_seconds_sum"
-        return bool(self._latest("driftloop_retrainer_run_in_progress") and self._latest(stage, stage="dataset")
-                    and not self._latest(stage, stage="gate"))
+        """True from the end of a run's dataset stage to the end of its gate: the adapter trains and is
+        gated (counted per run: a round's run comes after the first one's gate)."""
+        stage = "driftloop_retrainer_stage_duration_seconds_count"
+        return bool(self._latest("driftloop_retrainer_run_in_progress")
+                    and self._latest(stage, stage="dataset") > self._latest(stage, stage="gate"))

@@ -33,7 +33,7 @@ class DemoSettings(BaseSettings):
         "'faq-change' (terminals and first departures change: facts the curated FAQ holds go stale) or "
         "'big-change' (98 new facts, more than one round of corrections covers: the demo follows the "
         "monitor's follow-up rounds until back to normal).")
-    rounds_max_s: float = Field(1500.0, gt=0, description="big-change: longest the demo waits, after a "
+    rounds_max_s: float = Field(2700.0, gt=0, description="big-change: longest the demo waits, after a "
                                 "promotion, for the next round's promotion or the monitor's 'back to normal'.")
 
     # traffic

@@ -83,6 +83,9 @@ def test_training_lasts_from_the_dataset_to_the_gate() -> None:
     svc.retrainer.stage_seconds.labels("gate").observe(9)
     _step(obs, clock)
     assert not obs.training()
+    svc.retrainer.stage_seconds.labels("dataset").observe(3)  # a follow-up round's run
+    _step(obs, clock)
+    assert obs.training()
 
 
 def test_outcome_is_the_first_final_run_result_of_the_alias() -> None:
