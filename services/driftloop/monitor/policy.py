@@ -12,7 +12,8 @@ above the pre-change rate + ``follow_up_margin`` for ``follow_up_windows`` windo
 round is triggered (same episode window, so the retrainer reads every correction since the change;
 the cooldown does not apply), at most ``max_rounds`` rounds in all; ``clear_windows`` windows back
 under it end the episode ("back to normal"). One round is pending until the next promotion, or
-for ``cooldown_s`` (a round the gate rejected for good).
+for ``round_pending_s`` (a round the gate rejected for good): longer than a round's training,
+gate and canary take, or a slow round would be raised again while it still runs.
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ def _follow_up(st: Stream, now: float) -> TriggerDecision | None:
         st.follow_up = None
         st.follow_up_events.append("recovered")
         return None
-    pending = fu.pending_since is not None and now - fu.pending_since < s.cooldown_s
+    pending = fu.pending_since is not None and now - fu.pending_since < s.round_pending_s
     if fu.windows_over < s.follow_up_windows or pending:
         return None
     if fu.round >= s.max_rounds:

@@ -70,6 +70,10 @@ class MonitorSettings(BaseSettings):
         "round is triggered (the rate over RATE_WINDOW 200 has a standard error of ~0.025 at 15 %).")
     follow_up_windows: int = Field(3, ge=1, description="Windows in a row above the pre-change rate + margin "
                                    "before a follow-up round.")
+    round_pending_s: float = Field(
+        3600.0, gt=0, description="A follow-up round raised is pending until the next promotion of the alias or "
+        "this long (a round the gate rejected for good); no further round meanwhile. Longer than a round's "
+        "training, gate and canary (the demo measured one round at 11 minutes on 2 cores).")
     max_rounds: int = Field(3, ge=1, le=10, description="Trigger rounds per episode, the first included; 1: no "
                             "follow-up rounds.")
 

@@ -26,9 +26,9 @@ def backend(request):
     return AlibiBackend(0.01, 50) if request.param == "alibi" else ScipyBackend(0.01, 50)
 
 
-def feed(stream, backend, rng, n, shift, start=0):
+def feed(stream, backend, rng, n, shift, start=0, now=NOW):
     """The triggers of n predictions."""
-    closed = [stream.add_prediction(sample(rng, shift, i), backend, NOW) for i in range(start, start + n)]
+    closed = [stream.add_prediction(sample(rng, shift, i), backend, now) for i in range(start, start + n)]
     return [c.trigger for c in closed if c is not None and c.trigger is not None]
 
 
@@ -101,13 +101,13 @@ R = S.model_copy(update={"trigger_signals": ("negative_feedback_rate",), "rate_w
                          "follow_up_margin": 0.05, "follow_up_windows": 2, "max_rounds": 3, "cooldown_s": 600})
 
 
-def rated(stream, backend, rng, windows: int, negative_share: float, start: int) -> list:
+def rated(stream, backend, rng, windows: int, negative_share: float, start: int, now: float = NOW) -> list:
     """``windows`` windows of in-distribution traffic, each prediction rated (negative at that share)."""
     out = []
     for w in range(windows):
         for k in range(R.window_size):
             stream.add_feedback(k < negative_share * R.window_size)
-        out += feed(stream, backend, rng, R.window_size, 0.0, start + w * R.window_size)
+        out += feed(stream, backend, rng, R.window_size, 0.0, start + w * R.window_size, now)
     return out
 
 
@@ -144,6 +144,19 @@ def test_quality_still_worse_than_before_the_change_raises_bounded_follow_up_rou
     feed(st, backend, rng, 100, 0.0, 900)
     assert rated(st, backend, rng, 3, 0.2, 1000) == []  # max_rounds 3: no fourth
     assert st.follow_up is None and st.follow_up_events == ["raised", "raised", "exhausted"]
+
+
+def test_a_round_still_running_is_not_raised_again() -> None:
+    """A round's run can take longer than the cooldown (the demo's second round: 11 minutes); until
+    its promotion, or ROUND_PENDING_S, no further round is raised (the demo once raised round 3 while
+    round 2 still trained, and the episode then ended 'exhausted' at the first window after it)."""
+    backend = ScipyBackend(0.01, 50)
+    rng = np.random.default_rng(5)
+    st, first = episode_promoted(backend, rng)
+    assert len(rated(st, backend, rng, 4, 0.2, 400)) == 1  # round 2, at NOW
+    assert rated(st, backend, rng, 4, 0.2, 600, now=NOW + 1200) == []  # past the cooldown, round 2 still runs
+    late = rated(st, backend, rng, 4, 0.2, 800, now=NOW + R.round_pending_s + 1)  # given up on round 2
+    assert [x.dedupe_key for x in late] == [f"{first.dedupe_key}#round3"]
 
 
 def test_back_to_normal_ends_the_episode_without_a_round() -> None:
