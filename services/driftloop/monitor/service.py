@@ -299,7 +299,7 @@ class Monitor:
             if ep is not None and not ep.triggered and self._answered(st, now):
                 ep.triggered = True  # covered by the trigger another stream of the alias has out
             return
-        if self._answered(st, now):  # (a round too: the alias's streams follow one episode up together)
+        if self._answered(st, now):
             log.info("%s/%s%s: the alias already has a trigger out for this episode", st.model, st.alias,
                      f" slice {st.slice}" if st.slice else "")
             return
@@ -308,21 +308,20 @@ class Monitor:
 
     def _answered(self, fired: Stream, now: float) -> bool:
         """Another stream of the alias (its whole traffic, or a slice) has an episode whose trigger is
-        out, or a round pending: the change this stream sees is being answered already."""
+        out, or the alias's episode is being followed up (rounds): the change this stream sees is being
+        answered already. A round itself is never held back: only the alias's stream raises rounds."""
+        if fired.follow_up is not None:
+            return False
         for st in self.streams.values():
             if st is fired or (st.model, st.alias) != (fired.model, fired.alias):
                 continue
-            if st.episode is not None and st.episode.triggered:
-                return True
-            fu = st.follow_up
-            if fu is not None and fu.pending_since is not None and now - fu.pending_since < self.s.cooldown_s:
+            if (st.episode is not None and st.episode.triggered) or st.follow_up is not None:
                 return True
         return False
 
     def _covered(self, fired: Stream, now: float) -> None:
         """One trigger answers every stream of its alias: the others share its cooldown, and an episode
-        they have open counts as triggered by it (so it is followed up after the promotion, with its
-        own pre-change rate, instead of training the same change twice)."""
+        they have open counts as triggered by it (instead of training the same change twice)."""
         for st in self.streams.values():
             if st is not fired and (st.model, st.alias) == (fired.model, fired.alias):
                 st.last_trigger_at = now

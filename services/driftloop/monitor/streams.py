@@ -104,8 +104,9 @@ class Stream:
         for st in self.signals.values():
             st.windows_over = 0
             st.result = None
-        # The episode that led here goes on as a follow-up (a round's promotion keeps the one it had).
-        follow_up = policy.follow_up_of(self.episode) or self.follow_up
+        # The episode that led here goes on as a follow-up (a round's promotion keeps the one it had). Only
+        # the alias's whole-traffic stream follows an episode up: rounds are the alias's, one at a time.
+        follow_up = None if self.slice else policy.follow_up_of(self.episode) or self.follow_up
         if follow_up is not None:
             follow_up.windows_over = follow_up.quiet_windows = 0
             follow_up.pending_since = None

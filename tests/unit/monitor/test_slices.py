@@ -110,9 +110,10 @@ def test_slices_off(tmp_path: Path) -> None:
     assert [st.slice for st in rig.monitor.streams.values()] == [""]
 
 
-def test_after_a_promotion_the_alias_and_its_slices_raise_one_round(tmp_path: Path) -> None:
-    """The alias's stream and its lang= slice both remember the pre-change rate and are followed up
-    after the promotion; both stay worse, and one follow-up round is raised, not one per stream."""
+def test_after_a_promotion_the_alias_raises_the_rounds_and_its_slices_wait(tmp_path: Path) -> None:
+    """After the promotion only the alias's stream is followed up; its lang= slice, just as bad, opens
+    an episode that the follow-up covers: one round is raised, not one trigger per stream (the
+    big-change demo once lost its third round to a slice's covered episode)."""
     from driftloop.core.topics import ADAPTER_ROLLOUTS
     from tests.unit.monitor.fakes import rollout_record
 
@@ -129,4 +130,13 @@ def test_after_a_promotion_the_alias_and_its_slices_raise_one_round(tmp_path: Pa
               records(FEEDBACK, [feedback(i, negative=True) for i in range(70, 130)], 70))
     triggers = rig.producer.of_topic(RETRAIN_TRIGGERS.name)
     assert len(triggers) == 2 and triggers[1].reason.startswith("follow-up round 2 of 3")
-    assert all(st.follow_up is not None and st.follow_up.round == 2 for st in rig.monitor.streams.values())
+    whole, latin = rig.monitor.streams[stream_key("m", "a")], rig.monitor.streams[stream_key("m", "a", "lang=latin")]
+    assert whole.follow_up is not None and whole.follow_up.round == 2 and latin.follow_up is None
+    assert latin.episode is not None and latin.episode.triggered  # covered by the alias's follow-up
+    # round 2 promoted, still as bad: the alias raises round 3 (the slice's covered episode does not hold it back)
+    rig.rollouts.push(rollout_record(1, "a", 2, "v3", ADAPTER_ROLLOUTS.name))
+    rig.clock.advance(60)
+    rig.batch(records(PREDICTIONS, [prediction(i, T0) for i in range(130, 190)], 130),
+              records(FEEDBACK, [feedback(i, negative=True) for i in range(130, 190)], 130))
+    triggers = rig.producer.of_topic(RETRAIN_TRIGGERS.name)
+    assert len(triggers) == 3 and triggers[2].reason.startswith("follow-up round 3 of 3")
