@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from driftloop.core.slices import guess_language
 from driftloop.demo import world
-from driftloop.retrainer.evaluate import exact_match
+from driftloop.retrainer.data import Example
+from driftloop.retrainer.evaluate import exact_match, row_slices
 from driftloop.retrainer.prompts import PromptFormat
 from driftloop.v1 import events_pb2, inference_pb2, inference_pb2_grpc
 
@@ -176,7 +176,7 @@ def evaluate(channel: grpc.Channel, alias: str, version: str, questions: Sequenc
     by_slice: dict[str, list[bool]] = {}  # the gate's and the monitor's slice labels (core/slices.py)
     for qa, h in zip(questions, hits, strict=True):
         by_register.setdefault(qa.register, []).append(h)
-        for label in (f"slice={qa.kind}", f"lang={guess_language(qa.question)}"):
+        for label in row_slices(Example(qa.question, qa.answer, slice=qa.kind)):
             by_slice.setdefault(label, []).append(h)
     return {"version": version, "n": len(hits), "accuracy": sum(hits) / len(hits),
             **{f"accuracy_{k}": sum(v) / len(v) for k, v in sorted(by_register.items())},

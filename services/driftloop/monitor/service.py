@@ -33,7 +33,7 @@ from driftloop.core.topics import FEEDBACK, PREDICTIONS
 from driftloop.monitor.backends import DriftBackend
 from driftloop.monitor.checkpoint import Checkpoint, Producer
 from driftloop.monitor.exporter import Exporter
-from driftloop.monitor.features import Sample, embedded_text
+from driftloop.monitor.features import Sample
 from driftloop.monitor.join import FeedbackJoin, join_keys
 from driftloop.monitor.rollouts import RolloutFollower
 from driftloop.monitor.settings import MonitorSettings
@@ -166,35 +166,36 @@ class Monitor:
     # -- predictions and feedback -----------------------------------------------------------------
     def _on_prediction(self, e: events_pb2.PredictionEvent) -> None:
         validate_prediction(e, self.s, self.clock.time())
-        streams, result = self._route(e)
+        streams, sample, result = self._route(e)
         self.metrics.events.labels(PREDICTIONS.name, result).inc()
-        if not streams:
+        if sample is None:
             return
-        sample = Sample.from_event(e)
         for i, st in enumerate(streams):  # each stream its own copy: embeddings are chosen per stream
             self._batch.append(_Pending(st, sample if i == 0 else replace(sample), e.request_id))
         self.join.prediction(streams, e.request_id)  # feedback that arrived first counts now
 
-    def _route(self, e: events_pb2.PredictionEvent) -> tuple[list[Stream], str]:
-        """The streams a valid prediction feeds — its alias's, then its slices' — (result
-        ``processed``), or none and why not."""
+    def _route(self, e: events_pb2.PredictionEvent) -> tuple[list[Stream], Sample | None, str]:
+        """The streams a valid prediction feeds — its alias's, then its slices' — and its sample
+        (result ``processed``), or none and why not."""
         reason = not_analysed(e)
         if reason is not None:
-            return [], reason
+            return [], None, reason
         st = self._stream(e.model, e.adapter_alias)
         if st is None:
-            return [], "stream_limit"
-        streams = [st, *self._slices(e)]
+            return [], None, "stream_limit"
+        sample = Sample.from_event(e)
+        streams = [st, *self._slices(e, sample.prompt)]
         if not self.store.remember_prediction(e.request_id, join_keys(streams), seconds(e.request_time)):
-            return [], "duplicate"
-        return streams, "processed"
+            return [], None, "duplicate"
+        return streams, sample, "processed"
 
-    def _slices(self, e: events_pb2.PredictionEvent) -> list[Stream]:
-        """The slice streams of a prediction; a slice beyond ``max_slices`` of its alias is counted."""
+    def _slices(self, e: events_pb2.PredictionEvent, asked: str) -> list[Stream]:
+        """The slice streams of a prediction asking ``asked`` (the sample's embedded text); a slice
+        beyond ``max_slices`` of its alias is counted."""
         if not self.s.max_slices:
             return []
         out = []
-        for label in slice_labels(embedded_text(e), e.tags, self.s.slice_tags, self.s.slice_language):
+        for label in slice_labels(asked, e.tags, self.s.slice_tags, self.s.slice_language):
             st = self._stream(e.model, e.adapter_alias, label)
             if st is None:
                 self.metrics.slice_overflow.labels(e.model, e.adapter_alias).inc()
@@ -290,23 +291,22 @@ class Monitor:
                 self.metrics.drift_tests.labels(st.model, st.alias, name, "drift" if result is not None and
                                                 result.detected else "no_drift").inc()
         self.exporter.stream(st)
-        for event in st.follow_up_events:
-            if not st.slice:
-                self.metrics.follow_ups.labels(st.model, st.alias, event).inc()
+        for event in st.follow_up_events:  # (only the alias's stream is followed up: Stream.reset)
+            self.metrics.follow_ups.labels(st.model, st.alias, event).inc()
         st.follow_up_events.clear()
         if closed.trigger is None:
             ep = st.episode
-            if ep is not None and not ep.triggered and self._answered(st, now):
+            if ep is not None and not ep.triggered and self._answered(st):
                 ep.triggered = True  # covered by the trigger another stream of the alias has out
             return
-        if self._answered(st, now):
+        if self._answered(st):
             log.info("%s/%s%s: the alias already has a trigger out for this episode", st.model, st.alias,
                      f" slice {st.slice}" if st.slice else "")
             return
         self._covered(st, now)
         self.checkpoint.add_trigger(retrain_trigger(closed.trigger, self.s, now))
 
-    def _answered(self, fired: Stream, now: float) -> bool:
+    def _answered(self, fired: Stream) -> bool:
         """Another stream of the alias (its whole traffic, or a slice) has an episode whose trigger is
         out, or the alias's episode is being followed up (rounds): the change this stream sees is being
         answered already. A round itself is never held back: only the alias's stream raises rounds."""
