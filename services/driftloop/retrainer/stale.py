@@ -21,7 +21,14 @@ finds the paraphrases, by question similarity (MiniLM embeddings, ``core/embeddi
   the curated rows about the first departure).
 
 Both also need the two questions to mention the same numbers: MiniLM barely sees them ("route 12"
-and "route 13" embed almost alike), and a number is usually what tells two facts apart. Measured on
+and "route 13" embed almost alike), and a number is usually what tells two facts apart. And they
+must not be *told apart by their answers*: when each question has a word the other lacks, and each
+answer repeats its own question's word but not the other's ("What time is the **first** departure of
+route 24?" → "The **first** route 24 leaves at 06:30." against "… the **last** departure …" → "The
+**last** …"), the two rows answer different questions, however close their embeddings (0.95-0.96 for
+those; the big-change demo dropped five good first-departure rows as stale before this check). A
+paraphrase's extra words ("What is the destination of" / "Where does … end") are not repeated by
+one answer alone, so it stays comparable. Measured on
 the demo's transit questions (all-MiniLM-L6-v2): paraphrases of one fact score 0.43-0.98, questions
 about another fact of the same route up to 0.97 ("first" vs "last" departure), so a similarity
 alone cannot be both safe and complete; the rejected-answer evidence is what makes the rule complete
@@ -42,6 +49,7 @@ Embed = Callable[[list[str]], np.ndarray]
 """texts → one unit-length row per text (cosine similarity is the dot product)."""
 
 NUMBER = re.compile(r"\d+(?:[.:,]\d+)*")
+WORD = re.compile(r"[^\W\d_]+")
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,17 @@ class StaleRow:
 
 def numbers(text: str) -> tuple[str, ...]:
     return tuple(sorted(NUMBER.findall(text)))
+
+
+def words(text: str) -> frozenset[str]:
+    return frozenset(w.casefold() for w in WORD.findall(text))
+
+
+def told_apart(q1: str, a1: str, q2: str, a2: str) -> bool:
+    """Whether two question/answer pairs ask different things, by their answers: each question has a
+    word the other lacks that its own answer repeats and the other answer does not."""
+    w1, w2, x1, x2 = words(q1), words(q2), words(a1), words(a2)
+    return bool(((w1 - w2) & (x1 - x2)) and ((w2 - w1) & (x2 - x1)))
 
 
 def _same(a: str, b: str) -> bool:
@@ -88,7 +107,8 @@ def drop_stale(rows: Sequence[Example], embed: Embed, similarity: float = 0.95, 
     for row, i in enumerate(others):
         ex = rows[i]
         own = numbers(ex.question)
-        candidates = [j for j in np.argsort(-sims[row]) if fresh_numbers[j] == own]
+        candidates = [j for j in np.argsort(-sims[row]) if fresh_numbers[j] == own
+                      and not told_apart(ex.question, ex.answer, fresh[j].question, fresh[j].answer)]
         close = [j for j in candidates if sims[row, j] >= similarity]
         if any(_same(fresh[j].answer, ex.answer) for j in close):
             continue  # a correction says the same: the row is current

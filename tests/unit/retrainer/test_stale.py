@@ -121,3 +121,39 @@ def test_minilm_tells_paraphrases_from_other_facts_of_the_same_route() -> None:
     assert [s.question for s in stale] == ["What time is the last departure of route 12?"], stale
     assert [r.question for r in kept][2:] == ["What time is the first departure of route 12?",
                                               "What time is the last departure of route 21?"]
+
+
+def test_questions_their_answers_tell_apart_are_not_stale() -> None:
+    """'first' vs 'last' departure of one route (MiniLM 0.95-0.96): each answer repeats its own
+    question's word, so the rows answer different questions (the big-change demo dropped five good
+    first-departure rows before)."""
+    from driftloop.core.embedding import Embedder
+
+    rows = [Example("What time is the last departure of route 24?", "The last route 24 leaves at 21:00.",
+                    "feedback", rejected="The last route 24 leaves at 23:10."),
+            Example("When does the last route 24 depart?", "The last route 24 leaves at 21:00.",
+                    "feedback", rejected="The last route 24 leaves at 23:10."),
+            Example("What time is the first departure of route 24?", "The first route 24 leaves at 06:30.", "curated"),
+            Example("When does the first route 24 depart?", "The first route 24 leaves at 06:30.", "confirmed"),
+            Example("last route 24 is when", "The last route 24 leaves at 23:10.", "curated")]  # 0.90-0.92
+    kept, stale = drop_stale(rows, Embedder().embed, similarity=0.9)
+    assert [s.question for s in stale] == ["last route 24 is when"], stale
+    assert [r.question for r in kept][2:] == ["What time is the first departure of route 24?",
+                                              "When does the first route 24 depart?"]
+
+
+@pytest.mark.parametrize(("q1", "a1", "q2", "a2", "apart"), [
+    ("When does the first route 4 depart?", "The first route 4 leaves at 06:30.",
+     "When does the last route 4 depart?", "The last route 4 leaves at 21:00.", True),
+    # paraphrases: the extra words are not repeated by one answer alone
+    ("What is the destination of route 3?", "Route 3 ends at the Zoo.", "where does route 3 end",
+     "Route 3 ends at the Airport.", False),
+    ("is route 5 going the normal way", "No, route 5 runs its normal route.", "Is route 5 on a detour?",
+     "Yes, route 5 is detoured via Mill Lane.", False),  # only one side repeats its word: still comparable
+    ("When is the first bus on route 5?", "The first route 5 leaves at 06:00.", "first route 5 is when",
+     "The first route 5 leaves at 06:20.", False),
+])
+def test_told_apart(q1: str, a1: str, q2: str, a2: str, apart: bool) -> None:
+    from driftloop.retrainer.stale import told_apart
+
+    assert told_apart(q1, a1, q2, a2) is apart and told_apart(q2, a2, q1, a1) is apart
