@@ -14,7 +14,7 @@ from driftloop.retrainer.collect import scan_events
 from driftloop.retrainer.registry import Version
 from driftloop.v1 import events_pb2
 
-TRAINING_KEYS = ("steps", "best_step", "best_val_loss", "stopped_early", "seconds")
+TRAINING_KEYS = ("steps", "best_step", "best_val_loss", "stopped_early", "seconds", "fresh_share")
 
 
 def read_triggers(kafka: KafkaSettings, since: float) -> list[events_pb2.RetrainTrigger]:

@@ -30,9 +30,13 @@ class RetrainerSettings(BaseSettings):
                                            "is below this are queued as low-confidence.")
     replay_share: float = Field(0.5, ge=0, le=1, description="Rows drawn from older versions' training data, as a "
                                 "share of the corrections.")
-    replay_ratio: float = Field(6.0, ge=0, description="Rows of unchanged behaviour (curated, confirmed, replay) "
-                                "rehearsed per correction in every training batch: what keeps the adapter from "
-                                "forgetting what did not change. 0: batches drawn uniformly from all rows.")
+    replay_ratio: float = Field(6.0, ge=0, description="Most rows of unchanged behaviour (curated, confirmed, "
+                                "replay) rehearsed per correction in a training batch: a few corrections get at least "
+                                "1/(1+ratio) of each batch. More corrections get their share of the rows, up to "
+                                "FRESH_SHARE_MAX. 0: batches drawn uniformly from all rows.")
+    fresh_share_max: float = Field(0.5, gt=0, lt=1, description="Most share of a training batch drawn from "
+                                   "corrections, however many there are: every step still rehearses unchanged "
+                                   "behaviour (train.batch_share).")
     lookback_s: float = Field(7 * 86400, gt=0, description="How far back corrections are collected.")
     use_confirmed: bool = Field(True, description="Also train on answers riders rated positive since the episode "
                                 "began (behaviour to keep).")
@@ -138,7 +142,8 @@ class RetrainerSettings(BaseSettings):
                            lr=self.learning_rate, batch_size=self.batch_size, max_steps=self.max_steps,
                            eval_every=self.eval_every, patience=self.patience, seed=self.seed,
                            prompt=self.prompt(), threads=self.train_threads,
-                           fresh_share=1 / (1 + self.replay_ratio) if self.replay_ratio else 0.0)
+                           fresh_share=1 / (1 + self.replay_ratio) if self.replay_ratio else 0.0,
+                           fresh_share_max=self.fresh_share_max)
 
     def gate_criteria(self) -> GateCriteria:
         return GateCriteria(self.gate_min_exact_match, self.gate_min_margin, self.gate_max_regression_drop,

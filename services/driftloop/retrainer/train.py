@@ -31,7 +31,8 @@ class TrainConfig:
     max_len: int = 128
     prompt: PromptFormat = PromptFormat()  # how each row's question is put to the model
     threads: int = 0  # CPU threads (0: torch's default)
-    fresh_share: float = 1 / 7  # share of each batch drawn from fresh rows (corrections); 0: uniform over all rows
+    fresh_share: float = 1 / 7  # least share of each batch drawn from fresh rows (corrections); 0: uniform over all rows
+    fresh_share_max: float = 0.5  # most share of fresh rows, however many there are (see batch_share)
     deterministic: bool = True  # torch.use_deterministic_algorithms during training
 
 
@@ -44,6 +45,7 @@ class TrainResult:
     seconds: float
     device: str
     history: list[dict] = field(default_factory=list)
+    fresh_share: float = 0.0  # the share of each batch drawn from fresh rows (batch_share)
 
 
 def encode_pairs(tok, pairs: list[tuple[str | list[int], str]], max_len: int) -> list[tuple[list[int], list[int]]]:
@@ -106,6 +108,18 @@ def mixed_batch(rng: random.Random, fresh: list, keep: list, size: int, fresh_sh
     return draw(fresh, n_fresh) + draw(keep, size - n_fresh)
 
 
+def batch_share(n_fresh: int, n_keep: int, least: float, most: float) -> float:
+    """The share of each batch drawn from the fresh rows: their share of the data, but at least
+    ``least`` (a few corrections are still learnt) and at most ``most`` (every step still rehearses
+    unchanged behaviour); 0 with ``least`` 0 (uniform batches). A fixed small share starves a big change:
+    measured offline on the demo's big-change scenario (98 new facts, 397 fresh and 619 rows to keep,
+    600 steps), changed facts 47 % after training at 1/7 against 78 % at the data's share (0.39), and
+    50 % against 94 % with 1,000 corrections (share 0.52 capped at 0.5); unchanged facts 96-100 %."""
+    if least <= 0 or not n_fresh or not n_keep:
+        return least
+    return max(least, min(most, n_fresh / (n_fresh + n_keep)))
+
+
 def _pairs(tok, rows: list[Example], fmt: PromptFormat) -> list[tuple[list[int], str]]:
     return [(fmt.token_ids(tok, r.question), " " + r.answer) for r in rows]
 
@@ -136,6 +150,7 @@ def train_lora(base_dir: Path, train: list[Example], val: list[Example], out_dir
     fresh_rows = encode_pairs(tok, _pairs(tok, fresh, cfg.prompt), cfg.max_len)
     keep_rows = encode_pairs(tok, _pairs(tok, keep, cfg.prompt), cfg.max_len)
     val_rows = encode_pairs(tok, _pairs(tok, val, cfg.prompt), cfg.max_len)
+    share = batch_share(len(fresh_rows), len(keep_rows), cfg.fresh_share, cfg.fresh_share_max)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
     warmup = max(1, cfg.max_steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
@@ -162,7 +177,7 @@ def train_lora(base_dir: Path, train: list[Example], val: list[Example], out_dir
     model.train()
     step = 0
     for step in range(1, cfg.max_steps + 1):
-        batch = mixed_batch(rng, fresh_rows, keep_rows, cfg.batch_size, cfg.fresh_share)
+        batch = mixed_batch(rng, fresh_rows, keep_rows, cfg.batch_size, share)
         ids, labels, mask = collate(batch, tok.pad_token_id, device)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
@@ -187,6 +202,7 @@ def train_lora(base_dir: Path, train: list[Example], val: list[Example], out_dir
                     break
     bar.close()
     torch.use_deterministic_algorithms(was_deterministic)
-    result = TrainResult(step, best_step, best, stopped_early, time.perf_counter() - t0, device, history)
+    result = TrainResult(step, best_step, best, stopped_early, time.perf_counter() - t0, device, history,
+                         round(share, 4))
     (out_dir / "training.json").write_text(json.dumps({"config": asdict(cfg), "result": asdict(result)}, indent=2))
     return result

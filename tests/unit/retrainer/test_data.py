@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from driftloop.retrainer.data import Example, clean, split, split_of
 
 
@@ -88,3 +90,20 @@ def test_replay_ratio_sets_the_fresh_share_of_a_batch() -> None:
     assert RetrainerSettings().train_config().fresh_share == 1 / 7
     assert RetrainerSettings(replay_ratio=3).train_config().fresh_share == 0.25
     assert RetrainerSettings(replay_ratio=0).train_config().fresh_share == 0.0
+
+
+@pytest.mark.parametrize(("n_fresh", "n_keep", "least", "most", "share"), [
+    (100, 1200, 1 / 7, 0.5, 1 / 7),  # a few corrections: at least 1/(1+REPLAY_RATIO) of each batch
+    (397, 619, 1 / 7, 0.5, 397 / 1016),  # a big change: the corrections' share of the rows
+    (656, 634, 1 / 7, 0.5, 0.5),  # more corrections than rows to keep: capped, every step still rehearses
+    (656, 634, 0.0, 0.5, 0.0),  # REPLAY_RATIO 0: uniform batches
+    (0, 634, 1 / 7, 0.5, 1 / 7), (656, 0, 1 / 7, 0.5, 1 / 7),  # one kind missing: mixed_batch goes uniform
+])
+def test_the_fresh_share_of_a_batch_follows_the_data_between_bounds(n_fresh: int, n_keep: int, least: float,
+                                                                   most: float, share: float) -> None:
+    from driftloop.retrainer.train import batch_share
+
+    assert batch_share(n_fresh, n_keep, least, most) == pytest.approx(share)
+    from driftloop.retrainer.settings import RetrainerSettings
+
+    assert RetrainerSettings(fresh_share_max=0.3).train_config().fresh_share_max == 0.3
