@@ -31,7 +31,7 @@ class TrainConfig:
     max_len: int = 128
     prompt: PromptFormat = PromptFormat()  # how each row's question is put to the model
     threads: int = 0  # CPU threads (0: torch's default)
-    fresh_share: float = 1 / 7  # least share of each batch drawn from fresh rows (corrections); 0: uniform over all rows
+    fresh_share: float = 1 / 7  # least share of each batch drawn from fresh rows (corrections); 0: uniform batches
     fresh_share_max: float = 0.5  # most share of fresh rows, however many there are (see batch_share)
     deterministic: bool = True  # torch.use_deterministic_algorithms during training
 
