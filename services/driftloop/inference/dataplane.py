@@ -46,6 +46,7 @@ class Sampling:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     min_tokens: int = 0
+    logprobs: bool = False  # return each generated token's log-probability (OpenAI's ``logprobs``)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class Outcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     logprob_sum: float | None = None
+    token_logprobs: list[tuple[int, float]] = field(default_factory=list)  # when asked (Sampling.logprobs)
     finish_reason: str = ""
     ttft: float | None = None
     latency: float = 0.0
@@ -117,6 +119,7 @@ class Chunk:
 
     delta: str
     outcome: Outcome
+    token_logprobs: tuple[tuple[int, float], ...] = ()  # the delta's tokens, when asked
 
 
 class DataPlane:
@@ -170,9 +173,10 @@ class DataPlane:
                     out.prompt_tokens = step.prompt_tokens or out.prompt_tokens
                     out.completion_tokens = step.completion_tokens
                     out.logprob_sum = step.logprob_sum
+                    out.token_logprobs += step.token_logprobs
                     out.finish_reason = step.finish_reason or out.finish_reason
                     out.latency = self._clock() - t0
-                    yield Chunk(step.text_delta, out)
+                    yield Chunk(step.text_delta, out, step.token_logprobs)
             if not out.text:
                 raise Internal("engine returned no output")
         except InferenceError as exc:

@@ -64,7 +64,8 @@ def generation_params(req: GenerationRequest, s: InferenceSettings, authenticate
     if len(sp.stop) > MAX_STOP or any(not x or len(x) > MAX_STOP_CHARS for x in sp.stop):
         raise InvalidRequest(f"at most {MAX_STOP} stop strings of 1..{MAX_STOP_CHARS} characters")
     return GenerationParams(max_tokens=max_tokens, temperature=float(temperature), top_p=float(top_p),
-                            seed=sp.seed, stop=tuple(sp.stop), min_tokens=sp.min_tokens, incremental=req.stream)
+                            seed=sp.seed, stop=tuple(sp.stop), min_tokens=sp.min_tokens, incremental=req.stream,
+                            logprobs=sp.logprobs)
 
 
 def check_input(req: GenerationRequest, s: InferenceSettings) -> None:

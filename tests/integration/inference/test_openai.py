@@ -63,6 +63,25 @@ def test_text_completion_unary_and_streamed(client, inference_server) -> None:
     assert streamed == want.text
 
 
+def test_logprobs_of_the_sampled_tokens_add_up_to_the_answer(client) -> None:
+    """The engine's own per-token logprobs (vLLM, logprobs=0: no alternatives): one per completion
+    token, their texts the answer, the same unary and streamed; the legacy API's lists too."""
+    args = {"model": MODEL, "messages": CHAT, "max_tokens": 8, "temperature": 0, "extra_body": {"min_tokens": 8}}
+    r = client.chat.completions.create(logprobs=True, **args)
+    content = r.choices[0].logprobs.content
+    assert len(content) == r.usage.completion_tokens == 8
+    assert "".join(t.token for t in content) == r.choices[0].message.content
+    assert all(t.logprob <= 0 and t.top_logprobs == [] and bytes(t.bytes).decode() == t.token for t in content)
+    streamed = [t for c in client.chat.completions.create(logprobs=True, stream=True, **args)
+                if c.choices and c.choices[0].logprobs for t in c.choices[0].logprobs.content]
+    assert [(t.token, round(t.logprob, 4)) for t in streamed] == [(t.token, round(t.logprob, 4)) for t in content]
+    legacy = client.completions.create(model=MODEL, prompt="the tram passes", max_tokens=6, temperature=0,
+                                       logprobs=0, extra_body={"min_tokens": 6})
+    lp = legacy.choices[0].logprobs
+    assert "".join(lp.tokens) == legacy.choices[0].text and len(lp.token_logprobs) == 6
+    assert lp.text_offset[0] == 0 and all(x <= 0 for x in lp.token_logprobs)
+
+
 def test_models_list_aliases_and_versions_and_route_by_them(client, inference_server) -> None:
     admin = inference_server.admin
     admin.LoadAdapter(pb.LoadAdapterRequest(adapter_alias="oai", version="v1", path="transit-qa/v1"),
@@ -81,7 +100,7 @@ def test_models_list_aliases_and_versions_and_route_by_them(client, inference_se
     ({"messages": [{"role": "robot", "content": "hi"}]}, openai.BadRequestError, "role"),
     ({"messages": []}, openai.BadRequestError, "messages"),
     ({"n": 2}, openai.BadRequestError, "n must be 1"),
-    ({"logprobs": True}, openai.BadRequestError, "logprobs"),
+    ({"logprobs": True, "top_logprobs": 2}, openai.BadRequestError, "top_logprobs"),
     ({"max_tokens": 100_000}, openai.BadRequestError, "max_tokens"),
     ({"temperature": 9}, openai.BadRequestError, "temperature"),
     ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, openai.BadRequestError,

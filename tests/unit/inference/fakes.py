@@ -52,7 +52,11 @@ class FakeEngine(Engine):
             await asyncio.sleep(self.delay)
             if self.fail is not None and i == 2:
                 raise self.fail
-            yield Step(w, len(prompt_token_ids), i, -0.5 * i, "stop" if i == len(words) else None)
+            yield Step(w, len(prompt_token_ids), i, -0.5 * i, "stop" if i == len(words) else None,
+                       ((i, -0.5),) if params.logprobs else ())
+
+    def token_texts(self, token_ids, before=()) -> list[str]:
+        return [["a", " b", " c"][t - 1] for t in token_ids]
 
 
 class FakeEmitter:

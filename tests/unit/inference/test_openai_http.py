@@ -103,3 +103,24 @@ def test_a_body_over_the_limit_is_413_before_it_is_parsed(client) -> None:
                     headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
     assert client.get("/nowhere").status_code == 404 and client.get("/nowhere").json()["error"]
+
+
+def test_logprobs_of_the_sampled_tokens_when_asked(client) -> None:
+    """Chat: ``logprobs: true`` → ``content`` per token; completions: ``logprobs: 0`` → the legacy
+    lists; streamed, each chunk carries its own tokens; alternatives (top_logprobs) are refused."""
+    body = client.post("/chat/completions", json=CHAT | {"logprobs": True}).json()
+    content = body["choices"][0]["logprobs"]["content"]
+    assert [(t["token"], t["logprob"], t["bytes"], t["top_logprobs"]) for t in content] == [
+        ("a", -0.5, [97], []), (" b", -0.5, [32, 98], []), (" c", -0.5, [32, 99], [])]
+    assert client.post("/chat/completions", json=CHAT).json()["choices"][0]["logprobs"] is None
+    r = client.post("/chat/completions", json=CHAT | {"logprobs": True, "stream": True})
+    chunks = [json.loads(line.removeprefix("data: ")) for line in r.text.splitlines()
+              if line.startswith("data: {")]
+    assert [[t["token"] for t in c["choices"][0]["logprobs"]["content"]] for c in chunks] == [["a"], [" b"], [" c"]]
+    legacy = client.post("/completions", json={"model": "fake", "prompt": "x", "logprobs": 0}).json()
+    assert legacy["choices"][0]["logprobs"] == {"tokens": ["a", " b", " c"], "token_logprobs": [-0.5] * 3,
+                                                "top_logprobs": None, "text_offset": [0, 1, 3]}
+    for path, extra in (("/chat/completions", CHAT | {"logprobs": True, "top_logprobs": 2}),
+                        ("/completions", {"model": "fake", "prompt": "x", "logprobs": 3})):
+        r = client.post(path, json=extra)
+        assert r.status_code == 400 and "top_logprobs" in r.json()["error"]["message"]

@@ -24,6 +24,8 @@ class GenerationParams:
     # True: the caller streams, so steps come as the engine makes them; False: the caller only
     # wants the end (an engine may then yield one final Step and save the per-token work).
     incremental: bool = True
+    # True: each Step carries its tokens' ids and log-probabilities (``token_logprobs``).
+    logprobs: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Step:
     completion_tokens: int
     logprob_sum: float | None
     finish_reason: str | None = None
+    token_logprobs: tuple[tuple[int, float], ...] = ()  # (token id, logprob) of this step's tokens, if asked
 
 
 class Engine(abc.ABC):
@@ -64,6 +67,11 @@ class Engine(abc.ABC):
     def tokenize(self, prompt: str, add_special_tokens: bool = True) -> list[int]:
         """The prompt's token ids as the engine will see them (with the tokenizer's special tokens,
         e.g. BOS, unless ``add_special_tokens`` is False: a rendered chat template has its own)."""
+
+    def token_texts(self, token_ids: Sequence[int], before: Sequence[int] = ()) -> list[str]:
+        """The text each token adds to the completion after the tokens ``before`` it (OpenAI's
+        ``logprobs`` name tokens by their text); special tokens add none."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     def render_chat(self, messages: Sequence[Turn]) -> str:
@@ -113,6 +121,17 @@ class TokenizerMixin:
 
     def tokenize(self, prompt: str, add_special_tokens: bool = True) -> list[int]:
         return self._tokenizer.encode(prompt, add_special_tokens=add_special_tokens)
+
+    def token_texts(self, token_ids: Sequence[int], before: Sequence[int] = ()) -> list[str]:
+        # Decoded with a few tokens of context, as an incremental detokenizer does: a token alone loses
+        # the leading space a SentencePiece piece carries.
+        decode = self._tokenizer.decode
+        out, context = [], list(before)[-4:]
+        for t in token_ids:
+            prev, now = decode(context, skip_special_tokens=True), decode([*context, t], skip_special_tokens=True)
+            out.append(now[len(prev):] if now.startswith(prev) else decode([t], skip_special_tokens=True))
+            context = [*context, t][-4:]
+        return out
 
     def render_chat(self, messages: Sequence[Turn]) -> str:
         """``core.chat.render_chat``, its refusals as :class:`InvalidRequest` (the client's mistake)."""

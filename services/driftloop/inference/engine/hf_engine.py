@@ -135,8 +135,9 @@ class HfEngine(TokenizerMixin, Engine):
                         logprobs[tok.eos_token_id] = float("-inf")
                     token = self._pick(logprobs, params, generator)
                     logprob_sum += float(logprobs[token])
+                    mine = ((token, float(logprobs[token])),) if params.logprobs else ()
                     if token == tok.eos_token_id:
-                        emit(Step("", n_prompt, len(generated) + 1, logprob_sum, "stop"))
+                        emit(Step("", n_prompt, len(generated) + 1, logprob_sum, "stop", mine))
                         return
                     generated.append(token)
                     new_text = tok.decode(generated, skip_special_tokens=True)
@@ -145,10 +146,10 @@ class HfEngine(TokenizerMixin, Engine):
                     if hit is not None:
                         cut = text.index(hit)
                         emit(Step(delta[: max(0, len(delta) - (len(text) - cut))], n_prompt, len(generated),
-                                  logprob_sum, "stop"))
+                                  logprob_sum, "stop", mine))
                         return
                     finish = "length" if len(generated) == params.max_tokens else None
-                    emit(Step(delta, n_prompt, len(generated), logprob_sum, finish))
+                    emit(Step(delta, n_prompt, len(generated), logprob_sum, finish, mine))
                     step_input = torch.tensor([[token]], device=self._device)
         except BaseException as exc:  # surfaced to the awaiting request
             emit(exc)

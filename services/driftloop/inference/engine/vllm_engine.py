@@ -43,6 +43,21 @@ def _vllm() -> SimpleNamespace:
                            EngineDeadError=EngineDeadError)
 
 
+def sampled_logprobs(token_ids, logprobs) -> tuple[tuple[int, float], ...]:
+    """(token id, logprob) of the sampled tokens of one output: vLLM's per-position logprobs (a list or
+    its ``FlatLogprobs``, each position a dict by token id; the last ``len(token_ids)`` positions are
+    this output's, in DELTA and FINAL_ONLY alike). -inf is reported as -9999.0, as vLLM's server does."""
+    if not token_ids or not logprobs:
+        return ()
+    positions = logprobs[-len(token_ids):]
+    out = []
+    for tid, position in zip(token_ids, positions, strict=False):
+        entry = position.get(tid) if position else None
+        lp = float(entry.logprob) if entry is not None else float("-inf")
+        out.append((int(tid), max(lp, -9999.0)))
+    return tuple(out)
+
+
 class VllmEngine(TokenizerMixin, Engine):
     kind = "vllm"
 
@@ -177,6 +192,7 @@ class VllmEngine(TokenizerMixin, Engine):
                     completion_tokens=completion_tokens,
                     logprob_sum=co.cumulative_logprob,
                     finish_reason=co.finish_reason if out.finished else None,
+                    token_logprobs=sampled_logprobs(co.token_ids, co.logprobs) if params.logprobs else (),
                 )
         except v.EngineDeadError as exc:
             self.dead = True

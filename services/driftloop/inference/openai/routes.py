@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -36,12 +36,34 @@ def usage(out: Outcome) -> dict[str, int]:
 
 
 class Translator:
-    """Outcome → OpenAI objects, for one kind of endpoint (chat or text completion)."""
+    """Outcome → OpenAI objects, for one kind of endpoint (chat or text completion). ``token_texts``:
+    token ids → their text (the engine's tokenizer), for ``logprobs``."""
 
-    def __init__(self, chat: bool, base_model: str) -> None:
+    def __init__(self, chat: bool, base_model: str, token_texts: Callable[..., list[str]]) -> None:
         self.chat = chat
         self.base_model = base_model
         self.object = "chat.completion" if chat else "text_completion"
+        self.token_texts = token_texts
+
+    def logprobs(self, req: GenerationRequest, out: Outcome, tokens: Sequence[tuple[int, float]] | None = None
+                 ) -> dict[str, Any] | None:
+        """The logprobs of the sampled ``tokens`` (default: all of them; a stream's chunk: its own, the
+        last of ``out``'s) in OpenAI's shape (chat: ``content``; completions: the legacy lists), or
+        None when the request did not ask. No alternatives (``top_logprobs``) are computed."""
+        if not req.sampling.logprobs:
+            return None
+        tokens = out.token_logprobs if tokens is None else tokens
+        before = [t for t, _ in out.token_logprobs[: len(out.token_logprobs) - len(tokens)]]
+        texts = self.token_texts([t for t, _ in tokens], before)
+        if self.chat:
+            return {"content": [{"token": s, "logprob": lp, "bytes": list(s.encode()), "top_logprobs": []}
+                                for s, (_, lp) in zip(texts, tokens, strict=True)]}
+        offsets, at = [], 0
+        for s in texts:
+            offsets.append(at)
+            at += len(s)
+        return {"tokens": texts, "token_logprobs": [lp for _, lp in tokens], "top_logprobs": None,
+                "text_offset": offsets}
 
     def served(self, req: GenerationRequest, out: Outcome) -> str:
         return f"{req.adapter_alias}@{out.adapter_version}" if req.adapter_alias else self.base_model
@@ -51,7 +73,8 @@ class Translator:
 
     def response(self, req: GenerationRequest, out: Outcome) -> dict[str, Any]:
         text = "".join(out.text)
-        choice: dict[str, Any] = {"index": 0, "finish_reason": out.finish_reason, "logprobs": None}
+        choice: dict[str, Any] = {"index": 0, "finish_reason": out.finish_reason,
+                                  "logprobs": self.logprobs(req, out)}
         choice |= {"message": {"role": "assistant", "content": text}} if self.chat else {"text": text}
         return self._head(req, out, self.object) | {"choices": [choice], "usage": usage(out)}
 
@@ -60,9 +83,11 @@ class Translator:
         finish = out.finish_reason or None
         if self.chat:
             delta = {"role": "assistant", "content": chunk.delta} if first else {"content": chunk.delta}
-            choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+            choice = {"index": 0, "delta": delta, "finish_reason": finish,
+                      "logprobs": self.logprobs(req, out, chunk.token_logprobs)}
             return self._head(req, out, "chat.completion.chunk") | {"choices": [choice]}
-        choice = {"index": 0, "text": chunk.delta, "finish_reason": finish, "logprobs": None}
+        choice = {"index": 0, "text": chunk.delta, "finish_reason": finish,
+                  "logprobs": self.logprobs(req, out, chunk.token_logprobs)}
         return self._head(req, out, "text_completion") | {"choices": [choice]}
 
     def usage_chunk(self, req: GenerationRequest, out: Outcome) -> dict[str, Any]:
@@ -78,7 +103,7 @@ def build_app(plane: DataPlane, registry: AdapterRegistry, auth: AdminAuth, metr
     app = FastAPI(title="driftloop OpenAI-compatible API", docs_url=None, redoc_url=None, openapi_url=None)
     errors.install(app, metrics)
     base_model = plane.s.model_name
-    chat, text = Translator(True, base_model), Translator(False, base_model)
+    chat, text = (Translator(kind, base_model, plane.engine.token_texts) for kind in (True, False))
 
     def admitted(request: Request) -> bool:
         return auth.admitted([("authorization", request.headers.get("authorization", ""))])

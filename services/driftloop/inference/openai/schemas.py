@@ -1,7 +1,7 @@
 """Request bodies of the OpenAI-compatible endpoints, and how they become the data plane's requests.
 
-Fields the service cannot honour are refused by name (``n`` > 1, ``logprobs``, tools, ``echo``, ...)
-rather than silently ignored; fields it does not know are ignored like OpenAI's own server does for
+Fields the service cannot honour are refused by name (``n`` > 1, ``top_logprobs`` > 0, tools, ``echo``,
+...) rather than silently ignored; fields it does not know are ignored like OpenAI's own server does for
 optional extensions. Sizes are bounded here only as far as parsing goes; the data plane applies the
 same rules as for gRPC (characters, turns, tokens, tags)."""
 
@@ -17,8 +17,7 @@ from driftloop.v1 import events_pb2
 
 MAX_STOP_ITEMS = 16  # the data plane allows fewer; this only bounds parsing
 # OpenAI options the service cannot honour, refused by name unless sent with a value meaning "off"
-UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call", "echo", "suffix", "best_of", "logit_bias",
-               "top_logprobs")
+UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call", "echo", "suffix", "best_of", "logit_bias")
 OFF = (None, False, [], {}, "", "none")
 
 
@@ -56,7 +55,8 @@ class _Generation(_Body):
     stream: bool = False
     stream_options: dict[str, Any] | None = None
     n: int = 1
-    logprobs: bool | int | None = None
+    logprobs: bool | int | None = None  # chat: true/false; completions: 0 (the sampled tokens) or null
+    top_logprobs: int | None = None
     metadata: dict[str, str] | None = None  # becomes the request's tags
 
     @field_validator("stop")
@@ -69,8 +69,9 @@ class _Generation(_Body):
     def refuse_unsupported(self) -> None:
         if self.n != 1:
             raise InvalidRequest("n must be 1: one choice per request")
-        if self.logprobs:
-            raise InvalidRequest("logprobs are not returned (usage carries no per-token logprobs); leave it unset")
+        if self.top_logprobs or (self.logprobs is not True and self.logprobs):
+            raise InvalidRequest("top_logprobs are not returned: only the sampled tokens' logprobs (chat: logprobs "
+                                 "true; completions: logprobs 0)")
         extra = self.model_extra or {}
         for name in UNSUPPORTED:
             value = extra.get(name)
@@ -91,7 +92,11 @@ class _Generation(_Body):
     def sampling(self) -> Sampling:
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
         return Sampling(max_tokens=self.max_completion_tokens or self.max_tokens or 0, min_tokens=self.min_tokens,
-                        temperature=self.temperature, top_p=self.top_p, seed=self.seed, stop=stop)
+                        temperature=self.temperature, top_p=self.top_p, seed=self.seed, stop=stop,
+                        logprobs=self.wants_logprobs())
+
+    def wants_logprobs(self) -> bool:
+        return self.logprobs is True
 
     def _request(self, base_model: str, request_id: str, **text: Any) -> GenerationRequest:
         self.refuse_unsupported()
@@ -115,6 +120,9 @@ class ChatCompletionBody(_Generation):
 
 class CompletionBody(_Generation):
     prompt: str | list[str]
+
+    def wants_logprobs(self) -> bool:  # the legacy API: an int, the number of top tokens (0: sampled only)
+        return self.logprobs is not None and self.logprobs is not False
 
     def request(self, base_model: str, request_id: str) -> GenerationRequest:
         prompt = self.prompt
