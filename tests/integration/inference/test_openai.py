@@ -70,7 +70,11 @@ def test_logprobs_of_the_sampled_tokens_add_up_to_the_answer(client) -> None:
     r = client.chat.completions.create(logprobs=True, **args)
     content = r.choices[0].logprobs.content
     assert len(content) == r.usage.completion_tokens == 8
-    assert "".join(t.token for t in content) == r.choices[0].message.content
+    # (the test model's random tokens may be parts of a UTF-8 character: such a token's own text is
+    # "\ufffd", as in vLLM's server, while the answer keeps only whole characters)
+    def whole(text: str) -> str:
+        return text.replace("\ufffd", "")
+    assert whole("".join(t.token for t in content)) == whole(r.choices[0].message.content)
     assert all(t.logprob <= 0 and t.top_logprobs == [] and bytes(t.bytes).decode() == t.token for t in content)
     streamed = [t for c in client.chat.completions.create(logprobs=True, stream=True, **args)
                 if c.choices and c.choices[0].logprobs for t in c.choices[0].logprobs.content]
@@ -78,7 +82,7 @@ def test_logprobs_of_the_sampled_tokens_add_up_to_the_answer(client) -> None:
     legacy = client.completions.create(model=MODEL, prompt="the tram passes", max_tokens=6, temperature=0,
                                        logprobs=0, extra_body={"min_tokens": 6})
     lp = legacy.choices[0].logprobs
-    assert "".join(lp.tokens) == legacy.choices[0].text and len(lp.token_logprobs) == 6
+    assert whole("".join(lp.tokens)) == whole(legacy.choices[0].text) and len(lp.token_logprobs) == 6
     assert lp.text_offset[0] == 0 and all(x <= 0 for x in lp.token_logprobs)
 
 
