@@ -58,7 +58,8 @@ def test_version_summary() -> None:
     assert outcome.version_summary(v) == {
         "name": "r-2", "history": v.history, "gate_summary": "ok", "gate_checks": {"margin": 0.4},
         "dataset": {"corrections": 300},
-        "training": {"steps": 200, "best_step": None, "best_val_loss": None, "stopped_early": None, "seconds": 50}}
+        "training": {"steps": 200, "best_step": None, "best_val_loss": None, "stopped_early": None, "seconds": 50,
+                     "fresh_share": None}}
 
 
 def _acc(changed: float, unchanged: float) -> dict:
