@@ -79,7 +79,11 @@ def words(text: str) -> frozenset[str]:
 def told_apart(q1: str, a1: str, q2: str, a2: str) -> bool:
     """Whether two question/answer pairs ask different things, by their answers: each question has a
     word the other lacks that its own answer repeats and the other answer does not."""
-    w1, w2, x1, x2 = words(q1), words(q2), words(a1), words(a2)
+    return _apart((words(q1), words(a1)), (words(q2), words(a2)))
+
+
+def _apart(one: tuple[frozenset[str], frozenset[str]], other: tuple[frozenset[str], frozenset[str]]) -> bool:
+    (w1, x1), (w2, x2) = one, other  # (question words, answer words) of each row
     return bool(((w1 - w2) & (x1 - x2)) and ((w2 - w1) & (x2 - x1)))
 
 
@@ -102,13 +106,15 @@ def drop_stale(rows: Sequence[Example], embed: Embed, similarity: float = 0.95, 
     at = {t: vectors[k] for k, t in enumerate(texts)}
     sims = np.stack([at[rows[i].question] for i in others]) @ np.stack([at[ex.question] for ex in fresh]).T
     fresh_numbers = [numbers(ex.question) for ex in fresh]
+    fresh_words = [(words(ex.question), words(ex.answer)) for ex in fresh]  # once, not per pair
+    floor = min(similarity, rejected_similarity)  # no evidence below both thresholds
     confirmed = {ex.answer.casefold() for ex in rows if ex.source == "confirmed"}
     stale: dict[int, StaleRow] = {}
     for row, i in enumerate(others):
         ex = rows[i]
-        own = numbers(ex.question)
-        candidates = [j for j in np.argsort(-sims[row]) if fresh_numbers[j] == own
-                      and not told_apart(ex.question, ex.answer, fresh[j].question, fresh[j].answer)]
+        own, own_words = numbers(ex.question), (words(ex.question), words(ex.answer))
+        candidates = [j for j in np.argsort(-sims[row]) if sims[row, j] >= floor and fresh_numbers[j] == own
+                      and not _apart(own_words, fresh_words[j])]
         close = [j for j in candidates if sims[row, j] >= similarity]
         if any(_same(fresh[j].answer, ex.answer) for j in close):
             continue  # a correction says the same: the row is current

@@ -113,6 +113,10 @@ def linear_module_names(model_path: Path) -> frozenset[str]:
     return frozenset(names)
 
 
+DETOKENIZE_CONTEXT = 4
+"""Tokens before a token that :meth:`Engine.token_texts` decodes it with (enough for a piece's space)."""
+
+
 class TokenizerMixin:
     """:meth:`Engine.tokenize` and :meth:`Engine.render_chat` with the base model's Hugging Face
     tokenizer (``_tokenizer``, set when the engine starts), for engines that hold one."""
@@ -126,11 +130,11 @@ class TokenizerMixin:
         # Decoded with a few tokens of context, as an incremental detokenizer does: a token alone loses
         # the leading space a SentencePiece piece carries.
         decode = self._tokenizer.decode
-        out, context = [], list(before)[-4:]
+        out, context = [], list(before)[-DETOKENIZE_CONTEXT:]
         for t in token_ids:
             prev, now = decode(context, skip_special_tokens=True), decode([*context, t], skip_special_tokens=True)
             out.append(now[len(prev):] if now.startswith(prev) else decode([t], skip_special_tokens=True))
-            context = [*context, t][-4:]
+            context = [*context, t][-DETOKENIZE_CONTEXT:]
         return out
 
     def render_chat(self, messages: Sequence[Turn]) -> str:

@@ -23,6 +23,7 @@ from driftloop.core.metrics import InferenceMetrics
 from driftloop.inference.adapters import AdapterRegistry
 from driftloop.inference.auth import AdminAuth
 from driftloop.inference.dataplane import Chunk, DataPlane, GenerationRequest, Outcome
+from driftloop.inference.engine.base import DETOKENIZE_CONTEXT
 from driftloop.inference.errors import InferenceError
 from driftloop.inference.openai import errors
 from driftloop.inference.openai.schemas import ChatCompletionBody, CompletionBody, FeedbackBody
@@ -53,7 +54,8 @@ class Translator:
         if not req.sampling.logprobs:
             return None
         tokens = out.token_logprobs if tokens is None else tokens
-        before = [t for t, _ in out.token_logprobs[: len(out.token_logprobs) - len(tokens)]]
+        end = len(out.token_logprobs) - len(tokens)
+        before = [t for t, _ in out.token_logprobs[max(0, end - DETOKENIZE_CONTEXT): end]]
         texts = self.token_texts([t for t, _ in tokens], before)
         if self.chat:
             return {"content": [{"token": s, "logprob": lp, "bytes": list(s.encode()), "top_logprobs": []}
