@@ -18,6 +18,7 @@ from pathlib import Path
 
 from driftloop.core.chat import QA_CHAT_TEMPLATE
 from driftloop.demo import world
+from driftloop.retrainer.prompts import PROMPT_TEMPLATE
 from driftloop.retrainer.train import collate, encode_pairs, greedy_answers
 
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
@@ -32,10 +33,14 @@ class BaseModelSpec:
     heads: int = 6  # head_dim 32: a size vLLM's CPU attention supports
     intermediate: int = 512
     max_positions: int = 128
-    steps: int = 300
+    steps: int = 400
     batch: int = 48
     lr: float = 3e-3
     seed: int = 0
+    # share of the training questions that also appear behind an app's system prompt (one drawn from
+    # world.system_prompts()): applications chat with a system prompt, so the base model must answer
+    # the same with one as without
+    system_share: float = 0.5
 
     def digest(self) -> str:
         h = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode())
@@ -44,8 +49,17 @@ class BaseModelSpec:
         return h.hexdigest()[:16]
 
 
-def training_text(qa: world.QA) -> tuple[str, str]:
-    return world.prompt(qa.question), " " + qa.answer
+def training_text(qa: world.QA, system: str = "") -> tuple[str, str]:
+    """A training row's prompt and target. With ``system``, the prompt is what the chat template
+    (``QA_CHAT_TEMPLATE``) renders for that system prompt and the question as the user turn."""
+    return (f"{system}\n" if system else "") + world.prompt(qa.question), " " + qa.answer
+
+
+def training_pairs(train: list[world.QA], share: float, rng: random.Random) -> list[tuple[str, str]]:
+    """Every training question as a raw prompt, and ``share`` of them again behind an app's system prompt."""
+    systems = world.system_prompts()
+    return [training_text(q) for q in train] + [training_text(q, rng.choice(systems))
+                                                for q in train if rng.random() < share]
 
 
 def build_tokenizer(texts: list[str], vocab: int, max_positions: int):
@@ -67,8 +81,9 @@ def build_tokenizer(texts: list[str], vocab: int, max_positions: int):
                                    clean_up_tokenization_spaces=False)
 
 
-def evaluate(model, tok, qas: list[world.QA]) -> dict[str, float]:
-    got = greedy_answers(model, tok, [q.question for q in qas], max_new_tokens=24)
+def evaluate(model, tok, qas: list[world.QA], system: str = "") -> dict[str, float]:
+    template = (f"{system}\n" if system else "") + PROMPT_TEMPLATE
+    got = greedy_answers(model, tok, [q.question for q in qas], template=template, max_new_tokens=24)
     hits = [g == q.answer for g, q in zip(got, qas, strict=True)]
     by_kind: dict[str, list[bool]] = {}
     for q, h in zip(qas, hits, strict=True):
@@ -93,8 +108,10 @@ def build(out: Path, spec: BaseModelSpec = BaseModelSpec(), force: bool = False,
     qas = world.all_qa(routes)
     train = [q for q in qas if not q.held_out]
     held = [q for q in qas if q.held_out]
-    pairs = [training_text(q) for q in train]
-    tok = build_tokenizer([p + t for p, t in pairs] + [q.question for q in held], spec.vocab, spec.max_positions)
+    pairs = training_pairs(train, spec.system_share, rng)
+    # the tokenizer learns from each question once (system prompts once each, not once per row)
+    tok = build_tokenizer([p + t for p, t in map(training_text, train)] + [q.question for q in held]
+                          + world.system_prompts(), spec.vocab, spec.max_positions)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=spec.hidden, intermediate_size=spec.intermediate,
                          num_hidden_layers=spec.layers, num_attention_heads=spec.heads,
                          num_key_value_heads=spec.heads, head_dim=spec.hidden // spec.heads,
@@ -120,9 +137,13 @@ def build(out: Path, spec: BaseModelSpec = BaseModelSpec(), force: bool = False,
             log(f"  step {step:5d}/{spec.steps} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
     train_seconds = time.perf_counter() - t0
     eval_rng = random.Random(1)
+    trained, unseen = eval_rng.sample(train, 300), eval_rng.sample(held, 300)
     quality = {
-        "trained_phrasings": evaluate(model, tok, eval_rng.sample(train, 300)),
-        "held_out_phrasings": evaluate(model, tok, eval_rng.sample(held, 300)),
+        "trained_phrasings": evaluate(model, tok, trained),
+        "held_out_phrasings": evaluate(model, tok, unseen),
+        # behind the demo app's system prompt, which names an agency the model was never trained with
+        "trained_phrasings_app_system": evaluate(model, tok, trained, world.APP_SYSTEM_PROMPT),
+        "held_out_phrasings_app_system": evaluate(model, tok, unseen, world.APP_SYSTEM_PROMPT),
     }
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)

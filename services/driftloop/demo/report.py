@@ -206,6 +206,13 @@ def markdown(data: dict) -> str:
     if traffic:
         lines += ["", "## Rider traffic", "", "| phase | requests | accuracy | rated | negative | corrections "
                   "| gRPC: answered, accuracy | OpenAI HTTP: answered, accuracy |", "|---|---|---|---|---|---|---|---|"]
+        r = s.get("riders")
+        if r:
+            how = (f"a chat (system prompt \"{r['system_prompt']}\", then the question as the user turn)"
+                   if r["system_prompt"] else "a chat (the question as the user turn)") \
+                if r["format"] == "chat" else "a raw prompt"
+            lines[-2:-2] = [f"Riders ask as {how}; {_pct(r['http_share'])} of them through the OpenAI-compatible "
+                            "endpoint, the rest over gRPC.", ""]
         for k, st in traffic:
             lines.append(f"| {k.removeprefix('traffic_')} | {st['requests']} | {_pct(st['accuracy'])} | "
                          f"{st['feedback']} | {st['negative']} | {st['corrections']} | {_transport(st, 'grpc')} | "
@@ -217,6 +224,10 @@ def markdown(data: dict) -> str:
                   f"(this run: {bm['seconds_this_run']:.0f} s, cached when unchanged); exact match on trained "
                   f"phrasings {_pct(q['trained_phrasings']['exact_match'])}, on held-out phrasings "
                   f"{_pct(q['held_out_phrasings']['exact_match'])}."]
+        if "trained_phrasings_app_system" in q:
+            lines[-1] += (" Behind the demo app's system prompt (one it was never trained with): "
+                          f"{_pct(q['trained_phrasings_app_system']['exact_match'])} and "
+                          f"{_pct(q['held_out_phrasings_app_system']['exact_match'])}.")
     return "\n".join(lines) + "\n"
 
 

@@ -136,6 +136,8 @@ class Demo:
         riders = Riders(self.channel, s.alias, s.seed, s.concurrency, s.feedback_share, s.correction_share,
                         s.prompt(), self.http_base, s.http_share)
         self.answers = riders.log
+        self.summary["riders"] = {"format": s.prompt().kind, "system_prompt": s.prompt().system_prompt,
+                                  "http_share": s.http_share}
         scenario = Scenario(s, self.spec.world_seed, riders, self._evaluate, self.timeline)
         self.summary["traffic_before"] = scenario.old_world().to_dict()
         self.summary["eval_before_loop"] = scenario.accuracy("v0")  # what v0 knows of the world to come

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from driftloop.demo import world
 from driftloop.retrainer.prompts import PromptFormat
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -40,9 +41,10 @@ class DemoSettings(BaseSettings):
     chat: bool = Field(True, description="Riders ask as a chat app does (messages: SYSTEM_PROMPT if set, then the "
                        "question as the user turn); the retrainer trains and gates in that format (PROMPT_FORMAT "
                        "chat). False: raw prompts over gRPC.")
-    system_prompt: str = Field("", description="The riders' app's system prompt (chat). Empty by default: the "
-                               "demo's base model was never trained with one (measured: 89 % of old-world "
-                               "questions right without, 65 % with 'Transit help desk.').")
+    system_prompt: str = Field(world.APP_SYSTEM_PROMPT, description="The riders' app's system prompt (chat): the "
+                               "system turn before each question, also in training rows and the gate. The base "
+                               "model was trained with app system prompts, never with this one. Empty: no "
+                               "system turn.")
     http_share: float = Field(0.3, ge=0, le=1, description="Share of riders' requests (and their feedback) sent to "
                               "the OpenAI-compatible HTTP endpoint with the openai SDK; the rest go over gRPC.")
     concurrency: int = Field(4, ge=1, description="Riders asking at the same time.")

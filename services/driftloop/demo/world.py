@@ -225,6 +225,26 @@ def all_qa(routes: dict[int, Route], kinds: tuple[str, ...] = KINDS) -> list[QA]
     return out
 
 
+# The system prompts apps put before a rider's question. The base model stands for an
+# instruction-tuned model: it has seen app system prompts like these (openings x agencies x
+# closings), but never one naming a held-out agency -- the demo's own app (APP_SYSTEM_PROMPT) names
+# one, so the demo measures a system prompt the base model was not trained on.
+SYSTEM_OPENINGS = ["You are the {a} help desk.", "You answer riders' questions for {a}.",
+                   "Transit assistant for {a}.", "You are a helpful assistant for {a} riders.",
+                   "This is the {a} rider information service."]
+SYSTEM_AGENCIES = ["the city transit agency", "Metro Transit", "CityBus", "the regional bus network",
+                   "Harbour Lines", "the county transport authority"]
+HELD_OUT_AGENCIES = ["Riverside Transit"]
+SYSTEM_CLOSINGS = ["", " Answer in one sentence.", " Be brief.", " Keep answers short and factual."]
+APP_SYSTEM_PROMPT = "You are the Riverside Transit help desk. Answer in one sentence."
+
+
+def system_prompts(held_out: bool = False) -> list[str]:
+    """App system prompts: the ones the base model is trained with, or (``held_out``) ones it never saw."""
+    agencies = HELD_OUT_AGENCIES if held_out else SYSTEM_AGENCIES
+    return [o.format(a=a) + c for o in SYSTEM_OPENINGS for a in agencies for c in SYSTEM_CLOSINGS]
+
+
 def prompt(question: str) -> str:
     """How a question is put to the model (the base model is trained on this format)."""
     from driftloop.retrainer.prompts import render_prompt

@@ -71,6 +71,15 @@ def test_report_renders_as_the_demo_runs_it_with_both_transports(tmp_path: Path)
     data = _timeline()
     data["summary"]["traffic_before"].update(by_transport={"grpc": 280, "http": 120},
                                              correct_by_transport={"grpc": 252, "http": 108})
+    data["summary"]["riders"] = {"format": "chat", "system_prompt": "You are the help desk.", "http_share": 0.3}
+    data["summary"]["base_model"] = {"parameters": 1_900_000, "train_seconds": 60, "seconds_this_run": 1, "quality": {
+        k: {"exact_match": v} for k, v in (("trained_phrasings", 1.0), ("held_out_phrasings", 0.5),
+                                           ("trained_phrasings_app_system", 0.99),
+                                           ("held_out_phrasings_app_system", 0.49))}}
     (tmp_path / "timeline.json").write_text(json.dumps(data))
     subprocess.run([sys.executable, "-m", "driftloop.demo.report", str(tmp_path)], check=True, timeout=120)
-    assert "| before | 400 | 90.0% | 240 | 20 | 14 | 280, 90.0% | 120, 90.0% |" in (tmp_path / "report.md").read_text()
+    md = (tmp_path / "report.md").read_text()
+    assert "| before | 400 | 90.0% | 240 | 20 | 14 | 280, 90.0% | 120, 90.0% |" in md
+    assert ('Riders ask as a chat (system prompt "You are the help desk.", then the question as the user turn); '
+            "30.0% of them through the OpenAI-compatible endpoint") in md
+    assert "Behind the demo app's system prompt (one it was never trained with): 99.0% and 49.0%." in md
