@@ -68,6 +68,13 @@ def question_of(p: events_pb2.PredictionEvent, template: str) -> str:
     return question_from_prompt(p.prompt, template) if question is None else question.strip()
 
 
+def context_of(p: events_pb2.PredictionEvent) -> tuple[tuple[str, str], ...] | None:
+    """The turns a conversation had before its last user turn (system prompt, history), as the request
+    sent them (the event bounds each); None for a raw prompt."""
+    last = max((i for i, m in enumerate(p.messages) if m.role == "user"), default=None)
+    return None if last is None else tuple((m.role, m.content) for m in p.messages[:last])
+
+
 def collect_feedback(settings: KafkaSettings, alias: str, since: float, template: str,
                      confirmed_since: float | None = None) -> list[Example]:
     """Examples for ``alias`` from feedback joined to its prediction: corrections since ``since``
@@ -90,5 +97,5 @@ def collect_feedback(settings: KafkaSettings, alias: str, since: float, template
         correction = fb.correction.strip()
         out.append(Example(question_of(p, template), correction or p.completion.strip(),
                            "feedback" if correction else "confirmed", p.tags.get("slice", ""),
-                           seconds(fb.time), p.completion.strip() if correction else ""))
+                           seconds(fb.time), p.completion.strip() if correction else "", context_of(p)))
     return out

@@ -33,6 +33,13 @@ class Example:
     slice: str = ""
     time: float = 0.0
     rejected: str = ""  # a correction's: the served answer the rider replaced (see stale.py)
+    # The conversation before the question, as the request sent it: (role, content) turns -- the app's
+    # system prompt, earlier turns. None where there was none to keep (a raw prompt, curated rows):
+    # the alias's SYSTEM_PROMPT stands for it (prompts.PromptFormat).
+    context: tuple[tuple[str, str], ...] | None = None
+
+    def context_text(self) -> str:
+        return "\n".join(content for _, content in self.context or ())
 
 
 @dataclass
@@ -95,11 +102,11 @@ def clean(rows: list[Example], max_chars: int = 300, near_dup_threshold: float =
             report.drop("empty", ex)
         elif len(ex.question) > max_chars or len(ex.answer) > max_chars:
             report.drop("oversize", ex)
-        elif garbled(ex.question) or garbled(ex.answer):
+        elif garbled(ex.question) or garbled(ex.answer) or "\ufffd" in ex.context_text():
             report.drop("garbled", ex)
         elif not re.search(r"[A-Za-z]", ex.question) or ex.answer[-1] not in ".!?" or "\n" in ex.answer:
             report.drop("format", ex)
-        elif any(p.search(ex.question) or p.search(ex.answer) for p in PII.values()):
+        elif any(p.search(ex.question) or p.search(ex.answer) or p.search(ex.context_text()) for p in PII.values()):
             report.drop("pii", ex)
         else:
             kept.append(ex)
@@ -160,6 +167,8 @@ def split(rows: list[Example], test_share: float = 0.15, val_share: float = 0.1)
 
 def data_hash(rows: list[Example]) -> str:
     h = hashlib.sha256()
-    for ex in sorted(rows, key=lambda e: (e.question, e.answer)):
+    for ex in sorted(rows, key=lambda e: (e.question, e.answer, e.context or ())):
         h.update(f"{ex.question}\x1f{ex.answer}\x1f{ex.source}\n".encode())
+        if ex.context is not None:  # rows without a context hash as they always did
+            h.update(("\x1e".join(f"{r}\x1f{c}" for r, c in ex.context) + "\x1d").encode())
     return h.hexdigest()

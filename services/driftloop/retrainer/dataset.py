@@ -27,21 +27,47 @@ FeedbackSource = Callable[[str, float, float | None], list[Example]]
 """(alias, since, confirmed_since) → examples from live feedback (see collect.collect_feedback)."""
 
 
+ROLES = ("system", "user", "assistant")
+MAX_CONTEXT_TURNS = 64
+
+
+def context_from(value: object) -> tuple[tuple[str, str], ...] | None:
+    """A row's ``context`` as a file holds it: absent/null, or a list of [role, content] pairs."""
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) > MAX_CONTEXT_TURNS
+            or not all(isinstance(t, list) and len(t) == 2 and t[0] in ROLES and isinstance(t[1], str) for t in value)):
+        raise ValueError(f"context must be a list of at most {MAX_CONTEXT_TURNS} [role, content] pairs, "
+                         f"role one of {', '.join(ROLES)}")
+    return tuple((r, c) for r, c in value)
+
+
 def load_jsonl(path: Path | None, source: str) -> list[Example]:
+    """Rows of a JSON-lines file: question, answer, optional slice and context (the conversation before
+    the question). A malformed line is an error naming the file and line."""
     if path is None or not Path(path).exists():
         return []
     rows = []
-    for line in Path(path).read_text().splitlines():
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
         if line.strip():
-            d = json.loads(line)
-            rows.append(Example(d["question"], d["answer"], source, d.get("slice", "")))
+            try:
+                d = json.loads(line)
+                if not all(isinstance(d.get(k), str) for k in ("question", "answer")):
+                    raise ValueError("question and answer must be strings")
+                rows.append(Example(d["question"], d["answer"], source, d.get("slice", ""),
+                                    context=context_from(d.get("context"))))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{n}: not a training row ({type(exc).__name__}: {exc})") from None
     return rows
 
 
 def write_jsonl(path: Path, rows: list[Example]) -> None:
     with path.open("w") as f:
         for ex in rows:
-            f.write(json.dumps({"question": ex.question, "answer": ex.answer, "slice": ex.slice}) + "\n")
+            row: dict = {"question": ex.question, "answer": ex.answer, "slice": ex.slice}
+            if ex.context is not None:
+                row["context"] = [list(t) for t in ex.context]
+            f.write(json.dumps(row) + "\n")
 
 
 @dataclass

@@ -17,7 +17,7 @@ import random
 import re
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from driftloop.core.slices import guess_language, slice_key
 from driftloop.retrainer.data import Example
@@ -27,8 +27,8 @@ PARAPHRASES = [("How often", "How frequently"), ("how often", "how frequently"),
                ("What time", "At what time"), ("When does", "At what time does"), ("Is ", "Could you tell me if "),
                ("how much", "what's the price"), ("What is", "Tell me")]
 
-Answerer = Callable[[Sequence[str]], tuple[list[str], list[float]]]
-"""questions → (answers, per-request latencies in seconds)."""
+Answerer = Callable[[Sequence[Example]], tuple[list[str], list[float]]]
+"""rows → (answers to their questions, each in its row's conversation; per-request latencies in seconds)."""
 
 
 def _tokens(text: str) -> list[str]:
@@ -175,11 +175,10 @@ def evaluate(answer: Answerer, test: Sequence[Example], seed: int = 0) -> Evalua
     """Answers every held-out question once (plus its perturbations) and scores the whole set, its
     fresh part and its regression part from those answers."""
     rng = random.Random(seed)
-    questions = [r.question for r in test]
-    got, latencies = answer(questions)
+    got, latencies = answer(test)
     robustness = {}
-    for kind in ("case", "typo", "paraphrase"):
-        perturbed = [perturb(q, kind, rng) for q in questions]
+    for kind in ("case", "typo", "paraphrase"):  # the question perturbed, its conversation as it was
+        perturbed = [replace(r, question=perturb(r.question, kind, rng)) for r in test]
         robustness[kind] = score(test, answer(perturbed)[0])
     fresh = [(r, a) for r, a in zip(test, got, strict=True) if r.source == FRESH_SOURCE]
     kept = [(r, a) for r, a in zip(test, got, strict=True) if r.source != FRESH_SOURCE]

@@ -11,6 +11,7 @@ from typing import Protocol
 
 import grpc
 
+from driftloop.retrainer.data import Example
 from driftloop.retrainer.evaluate import Answerer
 from driftloop.retrainer.prompts import PromptFormat
 from driftloop.v1 import inference_pb2, inference_pb2_grpc
@@ -54,17 +55,17 @@ class InferenceClient:
     def answerer(self, alias: str = "", version: str = "") -> Answerer:
         """Greedy answers through the engine, ``concurrency`` requests in flight (the engine batches
         them, as it does live traffic); each answer's own latency is measured."""
-        def one(q: str) -> tuple[str, float]:
+        def one(row: Example) -> tuple[str, float]:
             t0 = time.perf_counter()
             r = self.inference.Generate(inference_pb2.GenerateRequest(
-                **self.prompt.request_fields(q), adapter_alias=alias, adapter_version=version,
+                **self.prompt.request_fields(row.question, row.context), adapter_alias=alias, adapter_version=version,
                 sampling=inference_pb2.SamplingParams(max_tokens=self.max_tokens, temperature=0.0),
                 tags={"source": "retrainer-gate"}), metadata=self.md, timeout=GENERATE_TIMEOUT_S)  # reserved tag: token
             return r.text.strip(), time.perf_counter() - t0
 
-        def answer(questions: Sequence[str]) -> tuple[list[str], list[float]]:
+        def answer(rows: Sequence[Example]) -> tuple[list[str], list[float]]:
             with ThreadPoolExecutor(self.concurrency) as pool:
-                got = list(pool.map(one, questions))
+                got = list(pool.map(one, rows))
             return [t for t, _ in got], [lat for _, lat in got]
         return answer
 

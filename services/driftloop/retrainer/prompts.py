@@ -3,11 +3,12 @@ measured on exactly the input it was trained on.
 
 * ``template`` (default): a raw prompt, ``PROMPT_TEMPLATE`` with the question in it -- what an
   application sending ``prompt`` gets.
-* ``chat``: a conversation, the alias's system prompt (``SYSTEM_PROMPT``, if any) and the question
-  as the user turn, rendered by the base model's own chat template (``core.chat.render_chat``, the
-  inference service's rule) -- what an application sending ``messages`` gets. The gate sends it to
-  the engine as ``messages``. A conversation's earlier turns and a per-request system prompt are not
-  kept in training rows: a row is the question a correction answers (its last user turn).
+* ``chat``: a conversation -- the turns the request itself had before the question (its system
+  prompt, earlier turns: a row's ``context``), or for a row without them (curated rows, raw-prompt
+  traffic) the alias's system prompt (``SYSTEM_PROMPT``, if any) -- and the question as the user
+  turn, rendered by the base model's own chat template (``core.chat.render_chat``, the inference
+  service's rule): what an application sending ``messages`` gets. The gate sends it to the engine
+  as ``messages``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from driftloop.core.chat import ChatTemplateError, render_chat
 from driftloop.v1 import events_pb2
 
 PROMPT_TEMPLATE = "Q: {question}\nA:"
+Context = tuple[tuple[str, str], ...] | None
+"""A question's earlier turns, (role, content) each; None: the alias's system prompt stands for them."""
 
 
 def render_prompt(question: str, template: str = PROMPT_TEMPLATE) -> str:
@@ -32,20 +35,25 @@ class PromptFormat:
     template: str = PROMPT_TEMPLATE
     system_prompt: str = ""
 
-    def messages(self, question: str) -> list[events_pb2.ChatMessage]:
-        system = [events_pb2.ChatMessage(role="system", content=self.system_prompt)] if self.system_prompt else []
-        return [*system, events_pb2.ChatMessage(role="user", content=question)]
+    def messages(self, question: str, context: Context = None) -> list[events_pb2.ChatMessage]:
+        """The conversation: ``context`` (the request's own earlier turns) if given, else the alias's
+        system prompt; then the question as the user turn."""
+        if context is None:
+            context = (("system", self.system_prompt),) if self.system_prompt else ()
+        return [*(events_pb2.ChatMessage(role=r, content=c) for r, c in context),
+                events_pb2.ChatMessage(role="user", content=question)]
 
-    def token_ids(self, tokenizer: Any, question: str) -> list[int]:
+    def token_ids(self, tokenizer: Any, question: str, context: Context = None) -> list[int]:
         """The prompt's token ids, as the inference service makes them from the same request."""
         if self.kind == "chat":
-            return tokenizer(render_chat(tokenizer, self.messages(question)), add_special_tokens=False).input_ids
+            return tokenizer(render_chat(tokenizer, self.messages(question, context)),
+                             add_special_tokens=False).input_ids
         return tokenizer(render_prompt(question, self.template)).input_ids
 
-    def request_fields(self, question: str) -> dict[str, Any]:
+    def request_fields(self, question: str, context: Context = None) -> dict[str, Any]:
         """The GenerateRequest fields that put the question to the engine."""
         if self.kind == "chat":
-            return {"messages": self.messages(question)}
+            return {"messages": self.messages(question, context)}
         return {"prompt": render_prompt(question, self.template)}
 
 

@@ -59,10 +59,15 @@ class RetrainerSettings(BaseSettings):
                                  "(PROMPT_FORMAT template), and how a raw prompt in an event is read back.")
     prompt_format: Literal["template", "chat"] = Field(
         "template", description="How training rows and the gate put a question to the model: 'template' (a raw "
-        "prompt, PROMPT_TEMPLATE) or 'chat' (SYSTEM_PROMPT and the question as the user turn, through the base "
-        "model's chat template; the gate sends messages). Use 'chat' when applications send messages.")
+        "prompt, PROMPT_TEMPLATE) or 'chat' (the request's own system prompt and earlier turns, or SYSTEM_PROMPT "
+        "for rows without them, then the question as the user turn, through the base model's chat template; the "
+        "gate sends messages). Use 'chat' when applications send messages.")
     system_prompt: str = Field("", max_length=4000, description="The alias's system prompt in chat rows and gate "
-                               "requests (PROMPT_FORMAT chat); empty: none.")
+                               "requests (PROMPT_FORMAT chat) for rows whose request had no conversation of its "
+                               "own to keep (curated rows, raw-prompt traffic); empty: none.")
+    max_seq_tokens: int = Field(128, ge=16, le=32768, description="Longest training row in tokens (prompt, "
+                                "conversation and answer); longer rows are left out and counted "
+                                "(training.json: rows_too_long).")
     run_attempts: int = Field(3, ge=1, description="Tries per trigger before it is recorded as failed; a retry "
                               "resumes from the registered version, it never trains twice.")
     release_policy: Literal["auto", "approve"] = Field(
@@ -143,7 +148,7 @@ class RetrainerSettings(BaseSettings):
                            eval_every=self.eval_every, patience=self.patience, seed=self.seed,
                            prompt=self.prompt(), threads=self.train_threads,
                            fresh_share=1 / (1 + self.replay_ratio) if self.replay_ratio else 0.0,
-                           fresh_share_max=self.fresh_share_max)
+                           fresh_share_max=self.fresh_share_max, max_len=self.max_seq_tokens)
 
     def gate_criteria(self) -> GateCriteria:
         return GateCriteria(self.gate_min_exact_match, self.gate_min_margin, self.gate_max_regression_drop,

@@ -46,6 +46,7 @@ class TrainResult:
     device: str
     history: list[dict] = field(default_factory=list)
     fresh_share: float = 0.0  # the share of each batch drawn from fresh rows (batch_share)
+    rows_too_long: int = 0  # rows left out: prompt and answer longer than max_len tokens (fitting_pairs)
 
 
 def encode_pairs(tok, pairs: list[tuple[str | list[int], str]], max_len: int) -> list[tuple[list[int], list[int]]]:
@@ -120,8 +121,18 @@ def batch_share(n_fresh: int, n_keep: int, least: float, most: float) -> float:
     return max(least, min(most, n_fresh / (n_fresh + n_keep)))
 
 
-def _pairs(tok, rows: list[Example], fmt: PromptFormat) -> list[tuple[list[int], str]]:
-    return [(fmt.token_ids(tok, r.question), " " + r.answer) for r in rows]
+def fitting_pairs(tok, rows: list[Example], fmt: PromptFormat, max_len: int) -> tuple[list[tuple[list[int], str]], int]:
+    """(prompt ids, target) of each row, as the inference service renders the same request; rows whose
+    prompt and answer do not fit in ``max_len`` tokens are left out (truncated, they would teach
+    nothing: the answer is what falls off) and counted."""
+    pairs, too_long = [], 0
+    for r in rows:
+        ids, target = fmt.token_ids(tok, r.question, r.context), " " + r.answer
+        if len(ids) + len(tok(target, add_special_tokens=False).input_ids) + 1 > max_len:
+            too_long += 1
+        else:
+            pairs.append((ids, target))
+    return pairs, too_long
 
 
 def train_lora(base_dir: Path, train: list[Example], val: list[Example], out_dir: Path, cfg: TrainConfig,
@@ -147,9 +158,14 @@ def train_lora(base_dir: Path, train: list[Example], val: list[Example], out_dir
                                              target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))
     fresh = [r for r in train if r.source == "feedback"]
     keep = [r for r in train if r.source != "feedback"]
-    fresh_rows = encode_pairs(tok, _pairs(tok, fresh, cfg.prompt), cfg.max_len)
-    keep_rows = encode_pairs(tok, _pairs(tok, keep, cfg.prompt), cfg.max_len)
-    val_rows = encode_pairs(tok, _pairs(tok, val, cfg.prompt), cfg.max_len)
+    encoded, too_long = {}, 0
+    for name, rows in (("fresh", fresh), ("keep", keep), ("val", val)):
+        pairs, n = fitting_pairs(tok, rows, cfg.prompt, cfg.max_len)
+        encoded[name], too_long = encode_pairs(tok, pairs, cfg.max_len), too_long + n
+    fresh_rows, keep_rows, val_rows = encoded["fresh"], encoded["keep"], encoded["val"]
+    if not (fresh_rows or keep_rows) or not val_rows:
+        raise ValueError(f"no training or validation row fits in {cfg.max_len} tokens ({too_long} too long): "
+                         "raise MAX_SEQ_TOKENS")
     share = batch_share(len(fresh_rows), len(keep_rows), cfg.fresh_share, cfg.fresh_share_max)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
     warmup = max(1, cfg.max_steps // 20)
@@ -203,6 +219,6 @@ def train_lora(base_dir: Path, train: list[Example], val: list[Example], out_dir
     bar.close()
     torch.use_deterministic_algorithms(was_deterministic)
     result = TrainResult(step, best_step, best, stopped_early, time.perf_counter() - t0, device, history,
-                         round(share, 4))
+                         round(share, 4), too_long)
     (out_dir / "training.json").write_text(json.dumps({"config": asdict(cfg), "result": asdict(result)}, indent=2))
     return result

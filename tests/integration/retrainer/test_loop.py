@@ -5,6 +5,7 @@ after each rollout step in turn ends in a consistent route."""
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import sqlite3
@@ -141,14 +142,14 @@ SYSTEM = "Transit help desk."  # the riders' app sends it before every question 
 
 def test_trigger_to_promotion_without_a_human(loop, kafka_broker, kafka_settings, unique, figure) -> None:
     """Riders talk to the service as a chat app does (a system prompt, then their question). The
-    retrainer, set to PROMPT_FORMAT=chat with the same system prompt, trains its LoRA on
-    chat-formatted rows rendered by the base model's chat template, and the gate measures it by
-    sending the engine those conversations; it is promoted and answers the riders' chats."""
+    retrainer, set to PROMPT_FORMAT=chat with no SYSTEM_PROMPT of its own, keeps each correction's
+    conversation as its request had it (the riders' system prompt, from the PredictionEvent), trains
+    its LoRA on those rows rendered by the base model's chat template, and the gate measures it by
+    sending the engine the same conversations; it is promoted and answers the riders' chats."""
     alias = "transit-qa"
     changed = [q for q in _changed_facts() if not q.held_out]
     _traffic_with_corrections(loop, alias, random.Random(2).sample(changed, 200), system=SYSTEM)
-    retrainer = start_retrainer(loop, kafka_broker, unique("retrainer"), DRIFTLOOP_RETRAINER_PROMPT_FORMAT="chat",
-                                DRIFTLOOP_RETRAINER_SYSTEM_PROMPT=SYSTEM)
+    retrainer = start_retrainer(loop, kafka_broker, unique("retrainer"), DRIFTLOOP_RETRAINER_PROMPT_FORMAT="chat")
     stop_traffic = threading.Event()
     try:
         producer = EventProducer(kafka_settings)
@@ -184,7 +185,11 @@ def test_trigger_to_promotion_without_a_human(loop, kafka_broker, kafka_settings
             assert r.adapter_version == version
             hits += exact_match(r.text, q.answer)
         assert hits / len(sample) >= 0.5, hits
-        assert v.metadata["prompt"] == {"kind": "chat", "template": "Q: {question}\nA:", "system_prompt": SYSTEM}
+        assert v.metadata["prompt"] == {"kind": "chat", "template": "Q: {question}\nA:", "system_prompt": ""}
+        rows = [json.loads(line) for line in (v.path / "dataset.jsonl").read_text().splitlines()]
+        from_riders = [r for r in rows if "context" in r]  # corrections and confirmed answers: their own chat
+        assert from_riders and all(r["context"] == [["system", SYSTEM]] for r in from_riders)
+        assert len(from_riders) < len(rows)  # the curated rows have none: the alias's (empty) system prompt
         # The same trigger again is recognised and skipped.
         producer.send_and_wait(RETRAIN_TRIGGERS, trigger.dedupe_key, trigger)
         time.sleep(5)

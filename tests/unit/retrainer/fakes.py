@@ -61,8 +61,8 @@ class Replica:
     def answerer(self, alias: str = "", version: str = ""):
         known = self.answers.get(alias, {})
 
-        def answer(questions: Sequence[str]) -> tuple[list[str], list[float]]:
-            return [known.get(q, "I do not know.") for q in questions], [0.01] * len(questions)
+        def answer(rows: Sequence[Example]) -> tuple[list[str], list[float]]:
+            return [known.get(r.question, "I do not know.") for r in rows], [0.01] * len(rows)
         return answer
 
     def route_of(self, alias: str = "qa") -> tuple[str, str]:

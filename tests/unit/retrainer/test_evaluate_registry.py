@@ -114,8 +114,8 @@ def test_evaluate_with_an_answerer() -> None:
             for i in range(10)]
     truth = {r.question.lower(): r.answer for r in rows}
 
-    def answer(questions):
-        return [truth.get(q.lower(), "I don't know.") for q in questions], [0.01] * len(questions)
+    def answer(rows):
+        return [truth.get(r.question.lower(), "I don't know.") for r in rows], [0.01] * len(rows)
 
     rows = [r if i % 3 else Example(r.question, "Route 0 runs every 99 minutes.", "curated", r.slice)
             for i, r in enumerate(rows)]
@@ -125,6 +125,21 @@ def test_evaluate_with_an_answerer() -> None:
     assert (ev.fresh.n, ev.fresh.exact_match) == (6, 1.0)  # corrections (source feedback) held out
     assert (ev.regression.n, ev.regression.exact_match) == (4, 0.0)  # the rest: behaviour to keep
     assert [q for q, _ in ev.regression.missed] == [rows[i].question for i in (0, 3, 6, 9)]
+
+
+def test_evaluate_asks_each_question_in_its_own_conversation() -> None:
+    """Rows keep the conversation their request had: the gate asks in it, perturbed questions too."""
+    system = (("system", "You are the Harbour Lines help desk."),)
+    rows = [Example("How often does route 1 run?", "Route 1 runs every 10 minutes.", context=system),
+            Example("How often does route 2 run?", "Route 2 runs every 12 minutes.")]
+    asked = []
+
+    def answer(batch):
+        asked.extend(batch)
+        return [r.answer for r in rows], [0.01] * len(batch)
+    evaluate(answer, rows)
+    assert len(asked) == 8 and [r.context for r in asked] == [system, None] * 4
+    assert {r.question for r in asked[2:]} != {r.question for r in rows}  # perturbed, context kept
 
 
 def test_registry_immutable_versions_and_status(tmp_path: Path) -> None:
