@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -30,3 +31,30 @@ class Embedder:
             vectors = self._model.encode(texts, batch_size=self._batch, convert_to_numpy=True,
                                          normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
+
+
+class EmbeddingCache:
+    """The last ``size`` texts' embeddings, least recently used out first. A prompt asked again (an
+    FAQ app's traffic is mostly the same questions) is not embedded again: the model is deterministic,
+    so a cached vector is the one it would compute. ``size`` 0: no cache. Not thread-safe (one caller:
+    the monitor's consumer loop)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def embed(self, texts: list[str], embed) -> tuple[list[np.ndarray], int]:
+        """Each text's vector, in order, computing only the texts not cached (each once) with
+        ``embed(texts) -> array``; and how many of ``texts`` were not computed (cached, or a repeat
+        of one earlier in ``texts``)."""
+        found = {t: self._vectors[t] for t in dict.fromkeys(texts) if t in self._vectors}
+        for t in found:
+            self._vectors.move_to_end(t)
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        computed = dict(zip(missing, embed(missing), strict=True)) if missing else {}
+        if self.size:
+            for t, v in computed.items():
+                self._vectors[t] = v
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+        return [found[t] if t in found else computed[t] for t in texts], len(texts) - len(missing)

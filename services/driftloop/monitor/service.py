@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from driftloop.core.embedding import EmbeddingCache
 from driftloop.core.kafka import DeadLetterSink, Delivered
 from driftloop.core.metrics import MonitorMetrics
 from driftloop.core.slices import slice_labels
@@ -90,6 +91,7 @@ class Monitor:
         self.exporter = Exporter(self.metrics)
         self.exporter.info(settings)
         self.producer, self.embedder, self.backend, self.store, self.clock = producer, embedder, backend, store, clock
+        self.embeddings = EmbeddingCache(settings.embed_cache_size)
         self.streams: dict[str, Stream] = store.load_streams(settings)
         for st in self.streams.values():
             self.exporter.stream(st)
@@ -256,7 +258,10 @@ class Monitor:
             return
         texts = {p.request_id: p.sample.prompt for p in chosen}  # a prompt its slices chose too: embedded once
         with self.metrics.detector_seconds.labels("embedding").time():
-            vectors = dict(zip(texts, self.embedder.embed(list(texts.values())), strict=True))
+            got, hits = self.embeddings.embed(list(texts.values()), self.embedder.embed)
+        vectors = dict(zip(texts, got, strict=True))
+        self.metrics.embeddings.labels("cache").inc(hits)
+        self.metrics.embeddings.labels("model").inc(len(texts) - hits)
         for p in chosen:
             p.sample.embedding = vectors[p.request_id]
 

@@ -39,6 +39,9 @@ class MonitorSettings(BaseSettings):
         "every prompt. At most window_size."
     )
     embed_batch_size: int = Field(64, ge=1, description="Prompts per embedding batch.")
+    embed_cache_size: int = Field(20000, ge=0, le=1_000_000, description="Prompts whose embeddings are kept "
+                                  "(least recently used out first; 384 floats each, 20,000: 31 MB): a prompt "
+                                  "asked again is not embedded again. 0: none.")
     mmd_min_reference: int = Field(20, ge=2, description="Reference embeddings the MMD test needs to run.")
     mmd_min_window: int = Field(10, ge=2, description="Window embeddings the MMD test needs to run (a window "
                                 "with fewer, e.g. under deep load shedding, gets no MMD verdict).")

@@ -67,6 +67,10 @@ class MonitorMetrics:
         self.rate_threshold = Gauge(
             "driftloop_monitor_rate_threshold", "Threshold of each rate signal.", signal, registry=registry,
         )
+        self.embeddings = Counter(
+            "driftloop_monitor_embeddings_total", "Prompt embeddings the drift test used, by source (model: "
+            "computed, cache: a prompt seen before, EMBED_CACHE_SIZE).", ["source"], registry=registry,
+        )
         self.predictions = Counter(
             "driftloop_monitor_predictions_total", "Predictions processed, by outcome (ok, error).",
             [*stream, "outcome"], registry=registry,
