@@ -51,7 +51,8 @@ class EmbeddingCache:
         for t in found:
             self._vectors.move_to_end(t)
         missing = [t for t in dict.fromkeys(texts) if t not in found]
-        computed = dict(zip(missing, embed(missing), strict=True)) if missing else {}
+        # each row copied: a cached row must not keep its whole batch's array alive
+        computed = {t: np.array(v) for t, v in zip(missing, embed(missing), strict=True)} if missing else {}
         if self.size:
             for t, v in computed.items():
                 self._vectors[t] = v
