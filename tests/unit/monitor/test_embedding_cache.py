@@ -19,6 +19,7 @@ def test_cached_vectors_are_the_model_s_and_each_text_is_computed_once() -> None
     got, hits = cache.embed(["a", "b", "a"], model.embed)
     assert hits == 1 and model.calls == [2]  # "a" twice in one call: computed once
     assert np.array_equal(got[0], got[2]) and np.array_equal(got[1], model.embed(["b"])[0])
+    assert all(v.base is None for v in cache._vectors.values())  # copies: no batch array kept alive
     got2, hits = cache.embed(["b", "c", "d"], model.embed)  # "b" cached; "a" (least recent) makes room
     assert hits == 1 and model.calls[-1] == 2 and np.array_equal(got2[0], got[1])
     _, hits = cache.embed(["a"], model.embed)
