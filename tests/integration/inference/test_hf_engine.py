@@ -9,6 +9,7 @@ import subprocess
 import grpc
 import pytest
 
+from driftloop.retrainer.data import Example
 from driftloop.retrainer.inference_client import InferenceClient
 from driftloop.retrainer.prompts import PromptFormat
 from driftloop.v1 import inference_pb2 as pb
@@ -63,7 +64,8 @@ def test_hf_engine_serves_base_and_adapters_over_tls(tiny_model, kafka_broker, t
         client = InferenceClient(ready["grpc"], ADMIN_TOKEN, PromptFormat(), concurrency=2, tls=True, ca_file=cert,
                                  server_name="localhost", admin_address=ready["admin"])
         assert client.route("hf").stable_version == "v1"
-        answers, latencies = client.answerer("hf")(["When does route 4 leave?", "How often is route 7?"])
+        rows = [Example("When does route 4 leave?", ""), Example("How often is route 7?", "")]
+        answers, latencies = client.answerer("hf")(rows)
         assert len(answers) == 2 and all(lat > 0 for lat in latencies)
     finally:
         server.channel.close()
