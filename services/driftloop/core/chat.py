@@ -15,6 +15,9 @@ from typing import Any, Protocol
 
 from driftloop.v1 import events_pb2
 
+CHAT_ROLES = frozenset({"system", "user", "assistant"})
+MAX_MESSAGES = 64  # turns in one conversation
+
 
 class Turn(Protocol):
     role: str

@@ -47,10 +47,11 @@ class EmbeddingCache:
         """Each text's vector, in order, computing only the texts not cached (each once) with
         ``embed(texts) -> array``; and how many of ``texts`` were not computed (cached, or a repeat
         of one earlier in ``texts``)."""
-        found = {t: self._vectors[t] for t in dict.fromkeys(texts) if t in self._vectors}
+        unique = dict.fromkeys(texts)
+        found = {t: self._vectors[t] for t in unique if t in self._vectors}
         for t in found:
             self._vectors.move_to_end(t)
-        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        missing = [t for t in unique if t not in found]
         # each row copied: a cached row must not keep its whole batch's array alive
         computed = {t: np.array(v) for t, v in zip(missing, embed(missing), strict=True)} if missing else {}
         if self.size:

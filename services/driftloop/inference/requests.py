@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from driftloop.core import ids
+from driftloop.core.chat import CHAT_ROLES, MAX_MESSAGES
 from driftloop.inference.engine.base import GenerationParams
 from driftloop.inference.errors import InvalidRequest, PermissionDenied
 from driftloop.inference.settings import InferenceSettings
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
 MAX_STOP = 4
 MAX_STOP_CHARS = 64
 MAX_CORRECTION_CHARS = 4000
-MAX_MESSAGES = 64
-CHAT_ROLES = frozenset({"system", "user", "assistant"})
 
 
 def check_identifiers(request_id: str = "", alias: str = "", version: str = "") -> None:

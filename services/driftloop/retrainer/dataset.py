@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from driftloop.core.chat import CHAT_ROLES, MAX_MESSAGES
 from driftloop.retrainer import review
 from driftloop.retrainer.data import Example, clean, data_hash, split
 from driftloop.retrainer.registry import Registry
@@ -27,18 +28,15 @@ FeedbackSource = Callable[[str, float, float | None], list[Example]]
 """(alias, since, confirmed_since) → examples from live feedback (see collect.collect_feedback)."""
 
 
-ROLES = ("system", "user", "assistant")
-MAX_CONTEXT_TURNS = 64
-
-
 def context_from(value: object) -> tuple[tuple[str, str], ...] | None:
     """A row's ``context`` as a file holds it: absent/null, or a list of [role, content] pairs."""
     if value is None:
         return None
-    if (not isinstance(value, list) or len(value) > MAX_CONTEXT_TURNS
-            or not all(isinstance(t, list) and len(t) == 2 and t[0] in ROLES and isinstance(t[1], str) for t in value)):
-        raise ValueError(f"context must be a list of at most {MAX_CONTEXT_TURNS} [role, content] pairs, "
-                         f"role one of {', '.join(ROLES)}")
+    if (not isinstance(value, list) or len(value) > MAX_MESSAGES
+            or not all(isinstance(t, list) and len(t) == 2 and t[0] in CHAT_ROLES and isinstance(t[1], str)
+                       for t in value)):
+        raise ValueError(f"context must be a list of at most {MAX_MESSAGES} [role, content] pairs, "
+                         f"role one of {', '.join(sorted(CHAT_ROLES))}")
     return tuple((r, c) for r, c in value)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -121,18 +122,15 @@ def batch_share(n_fresh: int, n_keep: int, least: float, most: float) -> float:
     return max(least, min(most, n_fresh / (n_fresh + n_keep)))
 
 
-def fitting_pairs(tok, rows: list[Example], fmt: PromptFormat, max_len: int) -> tuple[list[tuple[list[int], str]], int]:
-    """(prompt ids, target) of each row, as the inference service renders the same request; rows whose
-    prompt and answer do not fit in ``max_len`` tokens are left out (truncated, they would teach
-    nothing: the answer is what falls off) and counted."""
-    pairs, too_long = [], 0
-    for r in rows:
-        ids, target = fmt.token_ids(tok, r.question, r.context), " " + r.answer
-        if len(ids) + len(tok(target, add_special_tokens=False).input_ids) + 1 > max_len:
-            too_long += 1
-        else:
-            pairs.append((ids, target))
-    return pairs, too_long
+def fitting_rows(tok, rows: list[Example], fmt: PromptFormat, max_len: int
+                 ) -> tuple[list[tuple[list[int], list[int]]], int]:
+    """Each row encoded (``encode_pairs``), its prompt as the inference service renders the same
+    request; rows longer than ``max_len`` tokens are left out (truncated, they would teach nothing:
+    the answer is what falls off) and counted."""
+    encoded = encode_pairs(tok, [(fmt.token_ids(tok, r.question, r.context), " " + r.answer) for r in rows],
+                           sys.maxsize)
+    kept = [row for row in encoded if len(row[0]) <= max_len]
+    return kept, len(encoded) - len(kept)
 
 
 def train_lora(base_dir: Path, train: list[Example], val: list[Example], out_dir: Path, cfg: TrainConfig,
@@ -158,11 +156,9 @@ def train_lora(base_dir: Path, train: list[Example], val: list[Example], out_dir
                                              target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))
     fresh = [r for r in train if r.source == "feedback"]
     keep = [r for r in train if r.source != "feedback"]
-    encoded, too_long = {}, 0
-    for name, rows in (("fresh", fresh), ("keep", keep), ("val", val)):
-        pairs, n = fitting_pairs(tok, rows, cfg.prompt, cfg.max_len)
-        encoded[name], too_long = encode_pairs(tok, pairs, cfg.max_len), too_long + n
-    fresh_rows, keep_rows, val_rows = encoded["fresh"], encoded["keep"], encoded["val"]
+    (fresh_rows, n_fresh), (keep_rows, n_keep), (val_rows, n_val) = (
+        fitting_rows(tok, rows, cfg.prompt, cfg.max_len) for rows in (fresh, keep, val))
+    too_long = n_fresh + n_keep + n_val
     if not (fresh_rows or keep_rows) or not val_rows:
         raise ValueError(f"no training or validation row fits in {cfg.max_len} tokens ({too_long} too long): "
                          "raise MAX_SEQ_TOKENS")

@@ -14,7 +14,7 @@ from driftloop.demo.base_model import build_tokenizer, training_text
 from driftloop.retrainer.data import Example, clean, data_hash
 from driftloop.retrainer.dataset import load_jsonl, write_jsonl
 from driftloop.retrainer.prompts import PromptFormat
-from driftloop.retrainer.train import fitting_pairs
+from driftloop.retrainer.train import fitting_rows
 
 SYSTEM = (("system", "You are the Harbour Lines help desk."),)
 ROW = Example("How often does route 4 run?", "Route 4 runs every 10 minutes.", context=SYSTEM)
@@ -43,9 +43,9 @@ def test_a_row_is_asked_in_its_own_conversation_else_the_alias_s(tok) -> None:
 
 def test_rows_that_do_not_fit_are_left_out_and_counted(tok) -> None:
     long = Example(ROW.question, ROW.answer, context=(("system", "Be brief. " * 60),))
-    pairs, too_long = fitting_pairs(tok, [ROW, long], PromptFormat("chat"), 128)
+    pairs, too_long = fitting_rows(tok, [ROW, long], PromptFormat("chat"), 128)
     assert too_long == 1 and len(pairs) == 1
-    pairs, too_long = fitting_pairs(tok, [ROW, long], PromptFormat("chat"), 4096)
+    pairs, too_long = fitting_rows(tok, [ROW, long], PromptFormat("chat"), 4096)
     assert too_long == 0 and len(pairs) == 2
 
 
