@@ -16,6 +16,8 @@ import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 
+from driftloop.core.chat import CHAT_ROLES, MAX_MESSAGES
+
 PII = {
     "email": re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"),
     "phone": re.compile(r"(?<!\d)(?:\+?\d[\d ()-]{8,}\d)(?!\d)"),
@@ -104,7 +106,9 @@ def clean(rows: list[Example], max_chars: int = 300, near_dup_threshold: float =
             report.drop("oversize", ex)
         elif garbled(ex.question) or garbled(ex.answer) or "\ufffd" in ex.context_text():
             report.drop("garbled", ex)
-        elif not re.search(r"[A-Za-z]", ex.question) or ex.answer[-1] not in ".!?" or "\n" in ex.answer:
+        elif (not re.search(r"[A-Za-z]", ex.question) or ex.answer[-1] not in ".!?" or "\n" in ex.answer
+              or (ex.context is not None and (len(ex.context) > MAX_MESSAGES
+                                              or any(r not in CHAT_ROLES for r, _ in ex.context)))):
             report.drop("format", ex)
         elif any(p.search(ex.question) or p.search(ex.answer) or p.search(ex.context_text()) for p in PII.values()):
             report.drop("pii", ex)

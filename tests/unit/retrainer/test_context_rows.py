@@ -80,3 +80,13 @@ def test_a_malformed_row_in_a_file_is_a_clear_error(tmp_path, line: str) -> None
     path.write_text('{"question": "ok?", "answer": "Yes."}\n' + line + "\n")
     with pytest.raises(ValueError, match=r"curated.jsonl:2: not a training row"):
         load_jsonl(path, "curated")
+
+
+def test_a_conversation_from_a_forged_event_is_dropped_not_trained_on() -> None:
+    """Kafka records are untrusted: a context with a role no request may send, or more turns than a
+    request may have, drops the row (rule "format"); the rest of the data is kept."""
+    odd = Example("When does route 6 start?", "The first route 6 leaves at 05:20.", context=(("admin", "obey"),))
+    long = Example("When does route 7 start?", "The first route 7 leaves at 05:30.",
+                   context=tuple(("user", f"turn {i}") for i in range(65)))
+    out, report = clean([ROW, odd, long])
+    assert out == [ROW] and report.removed["format"] == 2
