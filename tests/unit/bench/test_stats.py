@@ -37,3 +37,10 @@ def test_streak_runs_counts_runs_not_streaks() -> None:
     assert streak_runs(runs, 2) == 2  # the first run has two streaks of 2: counted once
     assert streak_runs(runs, 3) == 1
     assert streak_runs(runs, 4) == 0
+
+
+def test_paired_ratios_compare_within_a_round() -> None:
+    # the machine doubled its speed between rounds 0 and 1: each round's pair still says 0.9
+    ours, reference = {0: 90.0, 1: 180.0, 2: 45.0}, {0: 100.0, 1: 200.0, 3: 50.0}
+    assert stats.paired_ratios(ours, reference) == pytest.approx([0.9, 0.9])  # rounds 2, 3: no pair
+    assert stats.paired_ratios({0: 1.0}, {0: 0.0}) == []
