@@ -162,13 +162,14 @@ async def interleaved(servers: list[Server], levels: list[tuple[int, int]], n_ro
         for (c, n), labels in groups:  # new batch shapes compile on first use
             for label in labels:
                 await run_load(calls[label][0], prompts(min(n, 4 * c)), c, "warm-up")
+        orders = [rounds(labels, n_rounds) for _, labels in groups]  # per group, each round's order
         results: list[Result] = []
         probes: list[float] = []
         for r in range(n_rounds):
             probes.append(speed_probe_ms())
             print(f"-- round {r + 1}/{n_rounds} (speed probe {probes[-1]:.0f} ms)", flush=True)
-            for (c, n), labels in groups:
-                for label in rounds(labels, r + 1)[r]:
+            for ((c, n), _), order in zip(groups, orders, strict=True):
+                for label in order[r]:
                     call, server = calls[label]
                     await asyncio.sleep(settle_s)
                     others = sorted({s.pid for s in servers if s.pid != server.pid})
@@ -248,7 +249,8 @@ def start_vllm(model: Path, adapters: Path, work: Path) -> Server:
 
 def start_all(targets: list[str], model: Path, adapters: Path, broker: LocalKafka, work: Path) -> list[Server]:
     """Start every target's server, one after the other (each start-up timed while the servers
-    already started stand idle). ``http`` is the listener of the ``on`` process, not a server of its own."""
+    already started stand idle). ``http`` is the listener of the ``on`` process and ``vllm-logprobs``
+    the ``vllm`` server asked differently: entries of their own, not servers of their own."""
     servers: list[Server] = []
     try:
         for target in targets:
