@@ -91,6 +91,10 @@ distclean: clean ## Remove environments and caches too
 bench-inference: env kafka-jars ## Benchmark: our gRPC service vs vLLM's OpenAI server, events on vs off
 	$(SPY) -m bench.inference
 
+.PHONY: bench-logprobs
+bench-logprobs: env ## Benchmark: what the sampled tokens' logprobs cost vLLM's engine API itself (no server)
+	$(SPY) -m bench.logprobs
+
 .PHONY: bench-monitor
 bench-monitor: env kafka-jars ## Benchmark: monitor events/s and consumer lag (alibi vs scipy backend)
 	$(MPY) -m bench.monitor
