@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.stats import percentile
 
@@ -32,6 +32,7 @@ class Result:
     server_cpu_s: float = float("nan")  # CPU the server's front-end process used during the run
     round: int = 0  # which round of an interleaved benchmark it belongs to
     neighbours_cpu_s: float = float("nan")  # CPU the other (idle) servers' processes used meanwhile
+    latencies_ms: list[float] = field(default_factory=list, repr=False)  # every answered request's
 
     @property
     def tokens_per_s(self) -> float:
@@ -111,7 +112,8 @@ async def run_load(call: Callable[[int, str], Awaitable[int]], prompts: Sequence
     wall = clock() - t0
     cpu, others = read(server_cpu) - cpu0, read(neighbours_cpu) - others0
     return Result(label, concurrency, len(prompts), sum(tokens), wall, percentile(latencies, 0.5) * 1e3,
-                  percentile(latencies, 0.99) * 1e3, failures, cpu, round_, others)
+                  percentile(latencies, 0.99) * 1e3, failures, cpu, round_, others,
+                  [round(x * 1e3, 3) for x in latencies])
 
 
 def rounds(targets: Sequence[str], n: int) -> list[list[str]]:

@@ -21,13 +21,6 @@ def spread(values: Sequence[float]) -> tuple[float, float, float]:
     return min(values), statistics.median(values), max(values)
 
 
-def ratio(ours: Sequence[float], reference: Sequence[float]) -> float:
-    """Median over median: the comparison the benchmark prints (NaN without a reference)."""
-    if not ours or not reference or statistics.median(reference) == 0:
-        return float("nan")
-    return statistics.median(ours) / statistics.median(reference)
-
-
 def paired_ratios(ours: dict[int, float], reference: dict[int, float]) -> list[float]:
     """ours[k] / reference[k] for every key (a round) both measured: each ratio compares two
     measurements taken back to back, so a change of the machine's speed between rounds cancels."""
