@@ -54,7 +54,7 @@ from pathlib import Path
 
 import grpc
 
-from bench.load import Result, process_cpu_seconds, rounds, run_load, tree_cpu_seconds
+from bench.load import Result, process_cpu_seconds, prompts, rounds, run_load, tree_cpu_seconds
 from bench.stats import busy, load, paired_ratios, percentile, spread
 from driftloop.core.settings import KafkaSettings, settings_env
 from driftloop.inference.settings import InferenceSettings
@@ -80,13 +80,8 @@ SETTLE_S = 2.0
 DEFAULTS = ("driftloop: sampled-token logprobs on (the monitor's mean-logprob signal), otherwise vLLM's engine "
             "defaults (ENFORCE_EAGER=false, MAX_NUM_SEQS unset)",
             "vLLM server: its defaults (no logprobs unless asked)")
-WORDS = ["bus", "tram", "route 12", "line 4", "the depot", "city hall", "the airport", "sunday", "night"]
 
 Call = Callable[[int, str], Awaitable[int]]
-
-
-def prompts(n: int) -> list[str]:
-    return [f"when does the {WORDS[i % len(WORDS)]} leave {WORDS[(i * 7) % len(WORDS)]} {i}" for i in range(n)]
 
 
 @dataclass
@@ -294,7 +289,7 @@ def table(results: list[Result]) -> str:
         lo, med, hi = spread([r.tokens_per_s for r in rs])
         lines.append(f"| {target} | {c} | {len(rs)} × {rs[0].requests} | {sum(r.failures for r in rs)} | "
                      f"{lo:,.0f} / {med:,.0f} / {hi:,.0f} | {spread([r.p50_ms for r in rs])[1]:.0f} | "
-                     f"{percentile([x for r in rs for x in r.latencies_ms], 0.99):.0f} | "
+                     f"{pooled_p99(rs, target, c):.0f} | "
                      f"{spread([r.server_cpu_ms_per_request for r in rs])[1]:.2f} |")
     return "\n".join(lines)
 

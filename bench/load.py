@@ -32,7 +32,7 @@ class Result:
     server_cpu_s: float = float("nan")  # CPU the server's front-end process used during the run
     round: int = 0  # which round of an interleaved benchmark it belongs to
     neighbours_cpu_s: float = float("nan")  # CPU the other (idle) servers' processes used meanwhile
-    latencies_ms: list[float] = field(default_factory=list, repr=False)  # every answered request's
+    latencies_ms: list[float] = field(default_factory=list, repr=False)  # each answered request's latency
 
     @property
     def tokens_per_s(self) -> float:
@@ -44,6 +44,14 @@ class Result:
         AsyncLLM client — not the engine core, a child process) spent per request: the
         per-request overhead, measured without the engine's share of the machine's noise."""
         return 1e3 * self.server_cpu_s / self.requests
+
+
+WORDS = ["bus", "tram", "route 12", "line 4", "the depot", "city hall", "the airport", "sunday", "night"]
+
+
+def prompts(n: int) -> list[str]:
+    """The benchmarks' n distinct prompts, the same for every target."""
+    return [f"when does the {WORDS[i % len(WORDS)]} leave {WORDS[(i * 7) % len(WORDS)]} {i}" for i in range(n)]
 
 
 def tree_cpu_seconds(pids: Sequence[int]) -> float:

@@ -1,18 +1,19 @@
 """Benchmark: what the sampled tokens' logprobs cost vLLM's engine API itself — no server at all.
 
-    python -m bench.logprobs [--levels 1:64,8:320,32:960] [--rounds 4] [--lora]
+    make bench-logprobs      (or: python -m bench.logprobs [--levels 1:64,8:320,32:960] [--rounds 4])
 
 driftloop asks its engine for every sampled token's logprob (``SamplingParams(logprobs=0)``): the
 monitor's mean-logprob signal. vLLM's own server asks for none by default. This runs vLLM's
-``AsyncLLM`` in this process, started with driftloop's engine arguments (LoRA on, float32, the
-server's usage context), and sends the same requests with driftloop's sampling parameters twice
-over, once with ``logprobs=0`` and once with ``logprobs=None`` — nothing else differs: no gRPC, no
-HTTP, no events, no driftloop code on the request path. Variants run back to back within each
-round, in an order that alternates from round to round; the ratio is taken within a round and
-the median (min–max) over rounds is printed, with the CPU per request of this process (vLLM's
-client: input processing, output handler). The engine core's own CPU is not a per-request figure
-here: its processes busy-poll while requests are in flight. A third variant asks for the same
-logprobs in vLLM's flat lists (``flat_logprobs=True``), as driftloop does.
+``AsyncLLM`` in this process, started with driftloop's engine arguments (LoRA enabled, float32,
+the server's usage context) but without any driftloop code (not even its CPU LoRA fix), and sends
+the same requests as driftloop's engine adapter (FINAL_ONLY, decoded once at the end) three ways:
+``logprobs=None``, ``logprobs=0``, and ``logprobs=0`` in vLLM's flat lists
+(``flat_logprobs=True``, what driftloop asks for) — nothing else differs: no gRPC, no HTTP, no
+events. Variants run back to back within each round, in an order that rotates from round to
+round; the ratio to ``None`` is taken within a round and the median (min–max) over rounds is
+printed, with the CPU per request of this process (vLLM's client: input processing, output
+handler). The engine core's own CPU is not a per-request figure here: its processes busy-poll
+while requests are in flight.
 
 Not a pass/fail test. Refuses a busy machine (``--max-load`` per core).
 """
@@ -30,18 +31,13 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-from bench.load import Result, process_cpu_seconds, rounds, run_load
+from bench.load import Result, process_cpu_seconds, prompts, rounds, run_load
 from bench.stats import busy, load, paired_ratios, spread
-from driftloop.local.tiny_model import build, make_lora
+from driftloop.local.tiny_model import build
 
 MAX_TOKENS = 32
 LABELS = {"none": "logprobs=None (vLLM server default)", "zero": "logprobs=0",
           "flat": "logprobs=0, flat_logprobs=True"}
-
-
-def prompts(n: int) -> list[str]:
-    words = ["bus", "tram", "route 12", "line 4", "the depot", "city hall", "the airport", "sunday", "night"]
-    return [f"when does the {words[i % len(words)]} leave {words[(i * 7) % len(words)]} {i}" for i in range(n)]
 
 
 async def start_engine(model: Path):
@@ -57,7 +53,7 @@ async def start_engine(model: Path):
     return AsyncLLM.from_engine_args(args, usage_context=UsageContext.OPENAI_API_SERVER)
 
 
-def engine_call(llm, tokenizer, logprobs: int | None, lora_request=None, flat: bool = False):
+def engine_call(llm, tokenizer, logprobs: int | None, flat: bool = False):
     """One request the way driftloop's engine adapter makes it (FINAL_ONLY, decoded once at the
     end), with or without the sampled tokens' logprobs."""
     from vllm import SamplingParams
@@ -69,25 +65,19 @@ def engine_call(llm, tokenizer, logprobs: int | None, lora_request=None, flat: b
                             flat_logprobs=flat)
         ids = tokenizer.encode(prompt)
         produced = 0
-        async for out in llm.generate({"prompt_token_ids": ids}, sp, uuid.uuid4().hex, lora_request=lora_request):
+        async for out in llm.generate({"prompt_token_ids": ids}, sp, uuid.uuid4().hex):
             produced += len(out.outputs[0].token_ids)
             tokenizer.decode(out.outputs[0].token_ids, skip_special_tokens=True)
         return produced
     return call
 
 
-async def measure(model: Path, adapter: Path | None, levels: list[tuple[int, int]], n_rounds: int,
-                  settle_s: float) -> list[Result]:
+async def measure(model: Path, levels: list[tuple[int, int]], n_rounds: int, settle_s: float) -> list[Result]:
     llm = await start_engine(model)
     try:
-        lora_request = None
-        if adapter is not None:
-            from vllm.lora.request import LoRARequest
-            lora_request = LoRARequest("bench", 1, str(adapter))
         tokenizer = llm.get_tokenizer()
-        calls = {"none": engine_call(llm, tokenizer, None, lora_request),
-                 "zero": engine_call(llm, tokenizer, 0, lora_request),
-                 "flat": engine_call(llm, tokenizer, 0, lora_request, flat=True)}
+        calls = {"none": engine_call(llm, tokenizer, None), "zero": engine_call(llm, tokenizer, 0),
+                 "flat": engine_call(llm, tokenizer, 0, flat=True)}
         me = os.getpid()
         for c, n in levels:  # new batch shapes compile on first use
             for call in calls.values():
@@ -133,7 +123,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--levels", default="1:64,8:320,32:960", help="concurrency:requests,...")
     ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--lora", action="store_true", help="every request through a rank-8 LoRA adapter")
     ap.add_argument("--max-load", type=float, default=0.5, help="refuse above this 1-minute load per core")
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--out", type=Path, default=Path("reports/bench-logprobs.json"))
@@ -145,18 +134,14 @@ def main() -> None:
     levels = [tuple(int(x) for x in part.split(":")) for part in a.levels.split(",")]
     work = Path(tempfile.mkdtemp(prefix="driftloop-bench-logprobs-"))
     model = build(work / "model", hidden=128, layers=2, heads=4)
-    adapter = None
-    if a.lora:
-        adapter = work / "adapters" / "bench" / "v1"
-        make_lora(model, adapter, rank=8)
-    results = asyncio.run(measure(model, adapter, levels, a.rounds, settle_s=2.0))
+    results = asyncio.run(measure(model, levels, a.rounds, settle_s=2.0))
     print()
     lines = summary(results, levels)
     lines.append(f"load average before: {', '.join(f'{x:.2f}' for x in load_before)}; {started}; "
-                 f"{'LoRA' if a.lora else 'base model'}; {a.rounds} rounds")
+                 f"{a.rounds} rounds")
     print("\n".join(lines))
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"date": started, "load_before": load_before, "lora": a.lora, "summary": lines,
+    a.out.write_text(json.dumps({"date": started, "load_before": load_before, "summary": lines,
                                  "results": [asdict(r) | {"tokens_per_s": r.tokens_per_s} for r in results]},
                                 indent=2))
 
