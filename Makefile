@@ -92,8 +92,18 @@ bench-inference: env kafka-jars ## Benchmark: our gRPC service vs vLLM's OpenAI 
 	$(SPY) -m bench.inference
 
 .PHONY: bench-logprobs
-bench-logprobs: env ## Benchmark: what the sampled tokens' logprobs cost vLLM's engine API itself (no server)
-	$(SPY) -m bench.logprobs
+bench-logprobs: env py-spy ## Benchmark: what the sampled tokens' logprobs cost vLLM's engine API itself (no server), and where (py-spy)
+	$(SPY) -m bench.logprobs --profile 20
+
+# py-spy (sampling profiler, a Rust binary from PyPI) for the benchmarks' --profile; not a
+# dependency of the services, so it lives in its own environment under .tools/.
+PYSPY_VERSION := 0.4.3
+.PHONY: py-spy
+py-spy: .tools/bin/py-spy ## Install py-spy into .tools/ (the benchmarks' --profile)
+.tools/bin/py-spy: | $(UV)
+	$(UV) venv -q --python $(PYTHON_VERSION) .tools/py-spy
+	$(UV) pip install -q --python .tools/py-spy/bin/python py-spy==$(PYSPY_VERSION)
+	ln -sf ../py-spy/bin/py-spy $@
 
 .PHONY: bench-monitor
 bench-monitor: env kafka-jars ## Benchmark: monitor events/s and consumer lag (alibi vs scipy backend)

@@ -15,6 +15,15 @@ printed, with the CPU per request of this process (vLLM's client: input processi
 handler). The engine core's own CPU is not a per-request figure here: its processes busy-poll
 while requests are in flight.
 
+``--profile S`` (what ``make bench-logprobs`` passes) then shows where the difference goes: at
+the highest concurrency, ``logprobs=None`` and the flat logprobs run S seconds each, twice (A B B
+A), while py-spy samples vLLM's three processes (this one — the client —, the engine core and its
+worker); every stack goes to a stage (bench/pyspy.py's ``VLLM_CATEGORIES``), printed as
+milliseconds of a thread per 1,000 tokens produced, with the difference. py-spy slows everything
+down (three samplers on two cores: the tokens/s under py-spy are printed), so only the
+differences between the two variants mean much. py-spy comes from ``make py-spy``; without it the
+profile is skipped with a message.
+
 Not a pass/fail test. Refuses a busy machine (``--max-load`` per core).
 """
 
@@ -27,10 +36,12 @@ import os
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
+from bench import pyspy
 from bench.load import Result, process_cpu_seconds, prompts, rounds, run_load
 from bench.stats import busy, load, paired_ratios, spread
 from driftloop.local.tiny_model import build
@@ -72,7 +83,68 @@ def engine_call(llm, tokenizer, logprobs: int | None, flat: bool = False):
     return call
 
 
-async def measure(model: Path, levels: list[tuple[int, int]], n_rounds: int, settle_s: float) -> list[Result]:
+PROFILE_RATE = 50  # py-spy samples per second and thread: three samplers share the two cores with the load
+PROFILED = ("none", "flat")  # vLLM's server default against what driftloop asks
+
+
+def per_1k_tokens(samples: dict[str, int], tokens: float, rate: int = PROFILE_RATE) -> dict[str, float]:
+    """Milliseconds of a thread per 1,000 tokens produced, per stage: ``samples`` py-spy samples at
+    ``rate`` per second and thread while ``tokens`` tokens came out."""
+    return {stage: 1e3 * n / rate / (tokens / 1e3) for stage, n in samples.items()}
+
+
+def engine_pids() -> dict[str, int]:
+    """This process (vLLM's client) and the engine's two children on CPU."""
+    import psutil
+
+    kids = psutil.Process().children(recursive=True)
+    pids = {"client": os.getpid()}
+    for label, name in (("engine core", "EngineCore"), ("worker", "Worker")):
+        pids[label] = next(k.pid for k in kids if name in k.name())
+    return pids
+
+
+async def profile(calls: dict, concurrency: int, seconds: int, work: Path) -> dict[str, dict]:
+    """``logprobs=None`` and the flat logprobs under load, A B B A, ``seconds`` each time, while
+    py-spy samples the three processes; samples and tokens summed per variant."""
+    pids = engine_pids()
+    samples = {key: {label: Counter() for label in pids} for key in PROFILED}
+    tokens = dict.fromkeys(PROFILED, 0.0)
+    for i, key in enumerate([*PROFILED, *reversed(PROFILED)]):
+        files = {label: work / f"profile-{i}-{key}-{label.replace(' ', '-')}.txt" for label in pids}
+        spies = [pyspy.start(pid, seconds, files[label], rate=PROFILE_RATE) for label, pid in pids.items()]
+        produced, t0 = 0, time.perf_counter()
+        while any(s.poll() is None for s in spies):
+            produced += (await run_load(calls[key], prompts(4 * concurrency), concurrency, key)).completion_tokens
+        tokens_per_s = produced / (time.perf_counter() - t0)
+        tokens[key] += tokens_per_s * seconds  # produced while py-spy sampled
+        for label, f in files.items():
+            samples[key][label] += pyspy.samples_by_category(pyspy.parse(f.read_text().splitlines()))
+        print(f"   profile c={concurrency} {LABELS[key]}: {tokens_per_s:,.0f} tok/s under py-spy", flush=True)
+    return {key: {"tokens_per_s": tokens[key] / (2 * seconds),
+                  "ms_per_1k_tokens": {label: per_1k_tokens(samples[key][label], tokens[key]) for label in pids}}
+            for key in PROFILED}
+
+
+def profile_table(profiles: dict[str, dict]) -> list[str]:
+    """One row per process and stage: ms per 1,000 tokens for each variant and flat − none."""
+    keys = [k for k in LABELS if k in profiles]
+    lines = ["process | stage | " + " | ".join(keys) + (" | flat − none" if {"flat", "none"} <= set(keys) else "")]
+    for proc in profiles[keys[0]]["ms_per_1k_tokens"]:
+        stages = sorted({s for k in keys for s in profiles[k]["ms_per_1k_tokens"][proc]},
+                        key=lambda s: -profiles[keys[0]]["ms_per_1k_tokens"][proc].get(s, 0.0))
+        for stage in [*stages, "total"]:
+            vals = {k: (sum(profiles[k]["ms_per_1k_tokens"][proc].values()) if stage == "total"
+                        else profiles[k]["ms_per_1k_tokens"][proc].get(stage, 0.0)) for k in keys}
+            row = f"{proc} | {stage} | " + " | ".join(f"{vals[k]:.0f}" for k in keys)
+            if "flat" in vals and "none" in vals:
+                row += f" | {vals['flat'] - vals['none']:+.0f}"
+            lines.append(row)
+    return lines
+
+
+async def measure(model: Path, levels: list[tuple[int, int]], n_rounds: int, settle_s: float,
+                  profile_s: int = 0, work: Path | None = None) -> tuple[list[Result], dict]:
     llm = await start_engine(model)
     try:
         tokenizer = llm.get_tokenizer()
@@ -93,7 +165,12 @@ async def measure(model: Path, levels: list[tuple[int, int]], n_rounds: int, set
                           f"{res.p99_ms:.0f} ms, client CPU {res.server_cpu_ms_per_request:.2f} ms/request",
                           flush=True)
                     results.append(res)
-        return results
+        profiles = {}
+        if profile_s and pyspy.executable() is None:
+            print("   py-spy not installed (make py-spy): no profile", flush=True)
+        elif profile_s:
+            profiles = await profile(calls, max(c for c, _ in levels), profile_s, work)
+        return results, profiles
     finally:
         llm.shutdown()
 
@@ -124,6 +201,8 @@ def main() -> None:
     ap.add_argument("--levels", default="1:64,8:320,32:960", help="concurrency:requests,...")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--max-load", type=float, default=0.5, help="refuse above this 1-minute load per core")
+    ap.add_argument("--profile", type=int, default=0, metavar="S",
+                    help="then S seconds per variant under py-spy at the highest concurrency")
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--out", type=Path, default=Path("reports/bench-logprobs.json"))
     a = ap.parse_args()
@@ -134,14 +213,20 @@ def main() -> None:
     levels = [tuple(int(x) for x in part.split(":")) for part in a.levels.split(",")]
     work = Path(tempfile.mkdtemp(prefix="driftloop-bench-logprobs-"))
     model = build(work / "model", hidden=128, layers=2, heads=4)
-    results = asyncio.run(measure(model, levels, a.rounds, settle_s=2.0))
+    results, profiles = asyncio.run(measure(model, levels, a.rounds, 2.0, a.profile, work))
     print()
     lines = summary(results, levels)
+    if profiles:
+        c = max(c for c, _ in levels)
+        lines += [f"py-spy, 2 x {a.profile} s per variant at c={c} (A B B A), {PROFILE_RATE} Hz: ms of a thread "
+                  "per 1,000 tokens (the core and the worker spin while they wait for each other; tokens/s under "
+                  "py-spy: " + ", ".join(f"{k} {p['tokens_per_s']:,.0f}" for k, p in profiles.items()) + ")",
+                  *profile_table(profiles)]
     lines.append(f"load average before: {', '.join(f'{x:.2f}' for x in load_before)}; {started}; "
                  f"{a.rounds} rounds")
     print("\n".join(lines))
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"date": started, "load_before": load_before, "summary": lines,
+    a.out.write_text(json.dumps({"date": started, "load_before": load_before, "summary": lines, "profiles": profiles,
                                  "results": [asdict(r) | {"tokens_per_s": r.tokens_per_s} for r in results]},
                                 indent=2))
 
