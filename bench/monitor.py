@@ -3,7 +3,7 @@ its embedding sample raises false alarms.
 
     make bench-monitor     (or: python -m bench.monitor [--events 20000] [--backends alibi,scipy]
                             [--repeats 1] [--set EMBED_MAX_PER_WINDOW=100 ...] [--profile 20])
-    python -m bench.monitor --false-alarms [--streams 4] [--windows 40]
+    python -m bench.monitor --false-alarms [--streams 4] [--windows 40] [--distinct]
 
 Throughput: a backlog of ``--events`` prediction events (``driftloop.demo.traffic``, the last third
 shifted) is produced to a fresh broker; then, per run, the real monitor process (its own consumer
@@ -21,6 +21,7 @@ False alarms (``--false-alarms``): ``--streams`` streams (models) of in-distribu
 a reference and ``--windows`` windows each, through the real monitor with its defaults (the
 embedding sample on) and again with the load shedder forced on (``SHED_LAG=1``); counts the MMD
 windows tested, those that drifted (expected about P_VALUE of them) and the triggers (expected 0).
+``--distinct`` makes every prompt unique in either mode (a random ticket number appended).
 
 Refuses to start on a busy machine (``--max-load``, per core) and prints the load average before
 and after. Results in ``reports/bench-monitor.json``. Not a pass/fail test.
@@ -146,15 +147,18 @@ def run(broker: LocalKafka, work: Path, name: str, backend: str, n: int, extra: 
 def produce(broker: LocalKafka, n: int, shifted_from: int, models: Sequence[str] = ("transit-base",),
             seed: int = 0, distinct: bool = False) -> int:
     """The backlog; returns how many distinct prompts it has. ``distinct``: each prompt made unique
-    (a ticket number appended), so none is asked twice -- the embedding cache's worst case."""
+    (a ticket number appended), so none is asked twice -- the embedding cache's worst case. The
+    tickets are distinct 6-digit numbers drawn at random, the same distribution all along: a
+    counter (3 digits in the reference, 5 later) was itself a drift the MMD test caught."""
     producer = EventProducer(broker.kafka_settings())
     rng = random.Random(seed)
+    tickets = random.Random(seed + 1).sample(range(100_000, 1_000_000), n) if distinct else []
     prompts = set()
     for i in range(n):
         model = models[i % len(models)]
         ev = prediction(rng, shifted=i >= shifted_from, model=model, request_id=f"{model}-{i}")
         if distinct:
-            ev.prompt = f"{ev.prompt} (ticket {i})"
+            ev.prompt = f"{ev.prompt} (ticket {tickets[i]})"
         prompts.add(ev.prompt)
         producer.send(PREDICTIONS, ev.request_id, ev)
     producer.flush(300)
@@ -198,7 +202,7 @@ def false_alarms(a: argparse.Namespace, broker: LocalKafka, work: Path, extra: d
     s = MonitorSettings(**{k.lower(): v for k, v in extra.items()})
     models = [f"fa-{i}" for i in range(a.streams)]
     n = a.streams * (s.reference_size + a.windows * s.window_size)
-    produce(broker, n, n, models, seed=1)  # nothing shifted
+    produce(broker, n, n, models, seed=1, distinct=a.distinct)  # nothing shifted
     out = {}
     for label, more in (("defaults", {}), ("load shedder on (SHED_LAG=1)", {"SHED_LAG": "1"})):
         r = run(broker, work, f"fa-{len(out)}", a.backends.split(",")[0], n, {**extra, **more})
