@@ -117,6 +117,9 @@ async def profile(calls: dict, concurrency: int, seconds: int, work: Path) -> di
         while any(s.poll() is None for s in spies):
             produced += (await run_load(calls[key], prompts(4 * concurrency), concurrency, key)).completion_tokens
         tokens_per_s = produced / (time.perf_counter() - t0)
+        if failed := [label for label, spy in zip(pids, spies, strict=True) if spy.returncode]:
+            raise SystemExit(f"py-spy could not sample {', '.join(failed)} (it needs ptrace: run as the "
+                             "processes' owner, with CAP_SYS_PTRACE where ptrace is restricted)")
         tokens[key] += tokens_per_s * seconds  # produced while py-spy sampled
         for label, f in files.items():
             samples[key][label] += pyspy.samples_by_category(pyspy.parse(f.read_text().splitlines()))
