@@ -110,7 +110,7 @@ bench-monitor: env kafka-jars ## Benchmark: monitor events/s and consumer lag (a
 	$(MPY) -m bench.monitor
 
 .PHONY: bench-false-alarms
-bench-false-alarms: env ## Benchmark: the input-drift test's false alarms on unchanged traffic, per window and policy
+bench-false-alarms: env ## Benchmark: the input-drift test's false alarms on unchanged traffic, per window and policy (--mix: its power on a partial shift)
 	$(MPY) -m bench.false_alarms
 
 # -- deployment: Helm chart, Dockerfiles, compose file, alert rules, dashboards ----------------------

@@ -39,15 +39,18 @@ def load() -> tuple[float, float, float]:
     return os.getloadavg()
 
 
+def first_streak(run: Sequence[bool], streak: int) -> int | None:
+    """How many windows a run takes to hold ``streak`` drifted windows in a row (the window count
+    at which a policy needing that many would trigger), None if it never does."""
+    current = 0
+    for i, drifted in enumerate(run):
+        current = current + 1 if drifted else 0
+        if current >= streak:
+            return i + 1
+    return None
+
+
 def streak_runs(verdicts: Sequence[Sequence[bool]], streak: int) -> int:
     """How many runs (each a sequence of per-window drift verdicts) hold ``streak`` drifted windows
     in a row: the runs in which a policy needing that many consecutive windows would trigger."""
-    count = 0
-    for run in verdicts:
-        current = 0
-        for drifted in run:
-            current = current + 1 if drifted else 0
-            if current >= streak:
-                count += 1
-                break
-    return count
+    return sum(first_streak(run, streak) is not None for run in verdicts)

@@ -42,3 +42,10 @@ def test_paired_ratios_compare_within_a_round() -> None:
     ours, reference = {0: 90.0, 1: 180.0, 2: 45.0}, {0: 100.0, 1: 200.0, 3: 50.0}
     assert stats.paired_ratios(ours, reference) == pytest.approx([0.9, 0.9])  # rounds 2, 3: no pair
     assert stats.paired_ratios({0: 1.0}, {0: 0.0}) == []
+
+
+def test_first_streak_is_the_window_count_at_which_the_policy_triggers() -> None:
+    from bench.stats import first_streak
+    assert first_streak([False, True, True, False, True, True, True], 3) == 7
+    assert first_streak([True, True, True], 3) == 3
+    assert first_streak([True, False, True, False], 2) is None
