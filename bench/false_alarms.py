@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import time
 from pathlib import Path
 
@@ -91,10 +92,10 @@ def main() -> None:
                 verdicts.append(run)
             drifted = sum(map(sum, verdicts))
             total = args.runs * args.windows
-            delays = sorted(d for run in verdicts if (d := first_streak(run, s.sustained_windows)) is not None)
+            delays = [d for run in verdicts if (d := first_streak(run, s.sustained_windows)) is not None]
             row = {"backend": name, "embed_max_per_window": embed_max, "windows_drifted": drifted, "windows": total,
                    "rate": drifted / total, "runs_with_streak": {k: streak_runs(verdicts, k) for k in streaks},
-                   "median_windows_to_trigger": delays[len(delays) // 2] if delays else None,
+                   "median_windows_to_trigger": statistics.median_high(delays) if delays else None,
                    "seconds": round(time.perf_counter() - t0, 1)}
             report["results"].append(row)
             print(f"{name:>6} EMBED_MAX_PER_WINDOW {embed_max}: {drifted}/{total} windows drifted "

@@ -134,11 +134,10 @@ def profile_table(profiles: dict[str, dict]) -> list[str]:
     keys = [k for k in LABELS if k in profiles]
     lines = ["process | stage | " + " | ".join(keys) + (" | flat − none" if {"flat", "none"} <= set(keys) else "")]
     for proc in profiles[keys[0]]["ms_per_1k_tokens"]:
-        stages = sorted({s for k in keys for s in profiles[k]["ms_per_1k_tokens"][proc]},
-                        key=lambda s: -profiles[keys[0]]["ms_per_1k_tokens"][proc].get(s, 0.0))
+        ms = {k: profiles[k]["ms_per_1k_tokens"][proc] for k in keys}
+        stages = sorted({stage for k in keys for stage in ms[k]}, key=lambda stage: -ms[keys[0]].get(stage, 0.0))
         for stage in [*stages, "total"]:
-            vals = {k: (sum(profiles[k]["ms_per_1k_tokens"][proc].values()) if stage == "total"
-                        else profiles[k]["ms_per_1k_tokens"][proc].get(stage, 0.0)) for k in keys}
+            vals = {k: sum(ms[k].values()) if stage == "total" else ms[k].get(stage, 0.0) for k in keys}
             row = f"{proc} | {stage} | " + " | ".join(f"{vals[k]:.0f}" for k in keys)
             if "flat" in vals and "none" in vals:
                 row += f" | {vals['flat'] - vals['none']:+.0f}"

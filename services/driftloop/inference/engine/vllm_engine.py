@@ -173,8 +173,8 @@ class VllmEngine(TokenizerMixin, Engine):
             max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,
             seed=params.seed, stop=list(params.stop) or None, min_tokens=params.min_tokens, logprobs=0,
             # The sampled tokens' logprobs in flat lists rather than a dict and a Logprob object per
-            # token: less CPU in vLLM's output handler (make bench-logprobs: 0.1-0.6 ms of the
-            # 0.55-0.85 ms per request that the logprobs add at concurrency 8 and 32).
+            # token: less CPU in vLLM's output handler (make bench-logprobs: up to 0.6 ms of the
+            # 0.3-0.9 ms per request that the logprobs add at concurrency 8 and 32).
             flat_logprobs=True,
             output_kind=v.RequestOutputKind.DELTA if params.incremental else v.RequestOutputKind.FINAL_ONLY,
             detokenize=detokenize,
