@@ -64,7 +64,8 @@ class InferenceApp:
         self._start_registry()
         if s.emit_events:
             self.emitter = EventEmitter(s.kafka, Path(s.spool_dir) / "events.sqlite", s.spool_max_bytes,
-                                        self.metrics.events, batch=s.spool_batch)
+                                        self.metrics.events, batch=s.spool_batch,
+                                        ship_interval_s=s.spool_ship_interval_ms / 1000)
             self.emitter.start()
         auth = AdminAuth(s.admin_token.get_secret_value() if s.admin_token else None)
         if auth.open:
