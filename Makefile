@@ -109,6 +109,10 @@ py-spy: .tools/bin/py-spy ## Install py-spy into .tools/ (the benchmarks' --prof
 bench-monitor: env kafka-jars ## Benchmark: monitor events/s and consumer lag (alibi vs scipy backend)
 	$(MPY) -m bench.monitor
 
+.PHONY: bench-events
+bench-events: env kafka-jars ## Benchmark: CPU per event of the inference service's event path (spool -> Kafka), per shipper interval
+	$(SPY) -m bench.events
+
 .PHONY: bench-false-alarms
 bench-false-alarms: env ## Benchmark: the input-drift test's false alarms on unchanged traffic, per window and policy (--mix: its power on a partial shift)
 	$(MPY) -m bench.false_alarms
