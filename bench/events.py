@@ -27,7 +27,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from bench.stats import busy, load
+from bench.stats import load, refuse_if_busy
 from driftloop.core.emitter import EventEmitter
 from driftloop.core.metrics import EventMetrics
 from driftloop.core.topics import PREDICTIONS
@@ -116,9 +116,7 @@ def main() -> None:
     default_ms = InferenceSettings.model_fields["spool_ship_interval_ms"].default
     intervals = [int(x) for x in a.intervals.split(",")] if a.intervals else sorted({0, default_ms})
     rates = [float(x) for x in a.rates.split(",")]
-    too_busy = busy(a.max_load)
-    if too_busy and not a.force:
-        raise SystemExit(f"machine busy: {too_busy}; stop the other jobs (or pass --force)")
+    too_busy = refuse_if_busy(a.max_load, a.force)
     load_before, started = load(), time.strftime("%Y-%m-%d %H:%M")
     work = Path(tempfile.mkdtemp(prefix="driftloop-bench-events-"))
     broker = LocalKafka(LocalKafkaSettings(port=0, controller_port=0, state_dir=work / "kafka"))

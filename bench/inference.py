@@ -55,7 +55,7 @@ from pathlib import Path
 import grpc
 
 from bench.load import Result, process_cpu_seconds, prompts, rounds, run_load, tree_cpu_seconds
-from bench.stats import busy, load, paired_ratios, percentile, spread
+from bench.stats import load, paired_ratios, percentile, refuse_if_busy, spread
 from driftloop.core.settings import KafkaSettings, settings_env
 from driftloop.inference.settings import InferenceSettings
 from driftloop.local.kafka import LocalKafka, LocalKafkaSettings, free_port
@@ -382,9 +382,7 @@ def main() -> None:
     unknown = [t for t in targets if t not in TARGETS]
     if unknown or not {"on", "vllm"} <= set(targets) or len(set(targets)) < len(targets):
         raise SystemExit(f"--targets: known {', '.join(TARGETS)}; 'on' and 'vllm' are needed (got {a.targets})")
-    too_busy = busy(a.max_load)
-    if too_busy and not a.force:
-        raise SystemExit(f"machine busy: {too_busy}; stop the other jobs (or pass --force)")
+    too_busy = refuse_if_busy(a.max_load, a.force)
     load_before = load()
     started = time.strftime("%Y-%m-%d %H:%M")
     levels = [tuple(int(x) for x in part.split(":")) for part in a.levels.split(",")]

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from bench import pyspy
 from bench.load import Result, process_cpu_seconds, prompts, rounds, run_load
-from bench.stats import busy, load, paired_ratios, spread
+from bench.stats import load, paired_ratios, refuse_if_busy, spread
 from driftloop.local.tiny_model import build
 
 MAX_TOKENS = 32
@@ -208,9 +208,7 @@ def main() -> None:
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--out", type=Path, default=Path("reports/bench-logprobs.json"))
     a = ap.parse_args()
-    too_busy = busy(a.max_load)
-    if too_busy and not a.force:
-        raise SystemExit(f"machine busy: {too_busy}; stop the other jobs (or pass --force)")
+    refuse_if_busy(a.max_load, a.force)  # a forced busy run shows in the load printed with the figures
     load_before, started = load(), time.strftime("%Y-%m-%d %H:%M")
     levels = [tuple(int(x) for x in part.split(":")) for part in a.levels.split(",")]
     work = Path(tempfile.mkdtemp(prefix="driftloop-bench-logprobs-"))

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from bench import pyspy
 from bench.load import process_cpu_seconds
-from bench.stats import busy, load
+from bench.stats import load, refuse_if_busy
 from driftloop.core.kafka import EventProducer
 from driftloop.core.topics import PREDICTIONS
 from driftloop.demo.traffic import prediction
@@ -229,9 +229,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("reports/bench-monitor.json"))
     a = ap.parse_args()
     extra = dict(kv.split("=", 1) for kv in a.set)
-    too_busy = busy(a.max_load)
-    if too_busy and not a.force:
-        raise SystemExit(f"machine busy: {too_busy}; stop the other jobs (or pass --force)")
+    too_busy = refuse_if_busy(a.max_load, a.force)
     load_before, started = load(), time.strftime("%Y-%m-%d %H:%M")
     work = Path(tempfile.mkdtemp(prefix="driftloop-bench-monitor-"))
     broker = LocalKafka(LocalKafkaSettings(port=0, controller_port=0, state_dir=work / "kafka"))

@@ -35,6 +35,15 @@ def busy(max_load: float, cpus: int | None = None) -> str | None:
     return None if per_core <= max_load else f"1-minute load average {one:.2f} ({per_core:.2f} per core) > {max_load}"
 
 
+def refuse_if_busy(max_load: float, force: bool) -> str | None:
+    """Stop the benchmark (SystemExit) when the machine is busy, unless ``force``: then the reason is
+    returned, for the benchmark to print and record beside its figures. None when idle."""
+    too_busy = busy(max_load)
+    if too_busy and not force:
+        raise SystemExit(f"machine busy: {too_busy}; stop the other jobs (or pass --force)")
+    return too_busy
+
+
 def load() -> tuple[float, float, float]:
     return os.getloadavg()
 

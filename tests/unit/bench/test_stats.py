@@ -49,3 +49,15 @@ def test_first_streak_is_the_window_count_at_which_the_policy_triggers() -> None
     assert first_streak([False, True, True, False, True, True, True], 3) == 7
     assert first_streak([True, True, True], 3) == 3
     assert first_streak([True, False, True, False], 2) is None
+
+
+def test_refuse_if_busy_stops_a_busy_run_unless_forced(monkeypatch) -> None:
+    import pytest
+
+    monkeypatch.setattr(stats.os, "getloadavg", lambda: (6.0, 1.0, 1.0))
+    monkeypatch.setattr(stats.os, "cpu_count", lambda: 2)
+    with pytest.raises(SystemExit, match="machine busy: 1-minute load average 6.00"):
+        stats.refuse_if_busy(0.5, force=False)
+    assert "6.00" in stats.refuse_if_busy(0.5, force=True)
+    monkeypatch.setattr(stats.os, "getloadavg", lambda: (0.4, 1.0, 1.0))
+    assert stats.refuse_if_busy(0.5, force=False) is None
