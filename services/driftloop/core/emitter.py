@@ -42,11 +42,13 @@ class EventEmitter:
         batch: int = 500,
         ship_interval_s: float = 0.25,
         retry_backoff_max_s: float = 2.0,
+        ack_timeout_s: float = 30.0,
         producer_factory: Callable[[], EventProducer] | None = None,
     ) -> None:
         self._metrics = metrics
         self._batch = batch
         self._ship_interval = ship_interval_s
+        self._ack_timeout = ack_timeout_s
         self._backoff_max = retry_backoff_max_s
         self._new_producer = producer_factory or (lambda: EventProducer(
             kafka, "events", max_block_ms=5000, request_timeout_ms=5000, delivery_timeout_ms=15000,
@@ -150,9 +152,14 @@ class EventEmitter:
             log.warning("Kafka unavailable (%s); %d events stay spooled", exc, self.spool.rows)
         acked: list[SpooledEvent] = []
         failed = not sent_all
+        deadline = time.monotonic() + self._ack_timeout
         for e, fut in futures:
+            # One deadline for the whole round trip, and no more waiting once a record failed (only
+            # what is already acknowledged still counts): during an outage kafka-python does not
+            # expire every batch at delivery_timeout_ms, and a wait per record would leave the shipper
+            # blind for minutes (30 s × the partitions' batches) while kafka_up still said 1.
             try:
-                md = fut.get(timeout=30)
+                md = fut.get(timeout=0 if failed else max(0.0, deadline - time.monotonic()))
             except Exception as exc:
                 reason = permanent_reason(exc)
                 if reason is not None:  # the broker refused this record: retrying cannot help

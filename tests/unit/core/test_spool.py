@@ -183,3 +183,56 @@ def test_the_shipper_lets_events_gather_between_round_trips_and_ships_at_once_on
     assert emitter.close(drain_timeout=5) == 0  # shipped now, not after the interval
     assert time.monotonic() - started < 0.9
     assert producer.sent == [f"r-{i}".encode() for i in range(8)] and sum(round_trips[2:]) == 2
+
+
+class _HangingFuture:
+    """A record kafka-python never completes (as during an outage, for some partitions' batches)."""
+
+    def get(self, timeout: float | None = None):
+        import time
+
+        from kafka.errors import KafkaTimeoutError
+
+        time.sleep(timeout or 0)
+        raise KafkaTimeoutError(f"Timeout after waiting for {timeout} secs.")
+
+
+class _OutageProducer(_Producer):
+    """The first record of a round trip expires, the others never complete."""
+
+    def __init__(self, first_fails: bool) -> None:
+        super().__init__(1 << 20)
+        self.first_fails, self.calls = first_fails, 0
+
+    def send_raw(self, topic, key, value, headers):
+        from kafka.errors import KafkaTimeoutError
+
+        self.calls += 1
+        if self.first_fails and self.calls == 1:
+            return _Future(topic, KafkaTimeoutError("Expiring 1 record(s)"))
+        return _HangingFuture()
+
+
+def test_a_round_trip_waits_for_kafka_once_not_once_per_record(tmp_path: Path) -> None:
+    """One deadline for the batch, and none once a record failed: a batch of 8 during an outage
+    must not keep the shipper (and ``kafka_up``) blind for 8 × the acknowledgement timeout."""
+    import time
+
+    from prometheus_client import CollectorRegistry
+
+    from driftloop.core.emitter import EventEmitter
+    from driftloop.core.metrics import EventMetrics
+    from driftloop.core.settings import KafkaSettings
+    from driftloop.core.spool import SpooledEvent
+
+    for first_fails, most in ((True, 0.5), (False, 1.5)):
+        metrics = EventMetrics(CollectorRegistry(), "test")
+        producer = _OutageProducer(first_fails)
+        emitter = EventEmitter(KafkaSettings(), tmp_path / f"s-{first_fails}.db", 1 << 24, metrics,
+                               ack_timeout_s=1.0, producer_factory=lambda p=producer: p)
+        batch = [SpooledEvent(i, "t", f"k{i}".encode(), "s", b"v") for i in range(8)]
+        started = time.monotonic()
+        acked, rejected = emitter._ship(batch)
+        assert time.monotonic() - started < most  # not 7 or 8 × 1 s
+        assert acked == [] and rejected == []  # all of them stay spooled for the next try
+        emitter.spool.close()
