@@ -170,10 +170,12 @@ async def interleaved(servers: list[Server], levels: list[tuple[int, int]], n_ro
                     others = sorted({s.pid for s in servers if s.pid != server.pid})
                     res = await run_load(call, prompts(n), c, label, round_=r,
                                          server_cpu=partial(process_cpu_seconds, server.pid),
-                                         neighbours_cpu=partial(tree_cpu_seconds, others))
+                                         neighbours_cpu=partial(tree_cpu_seconds, others),
+                                         client_cpu=partial(process_cpu_seconds, os.getpid()))
                     failed = f", {res.failures} failed" if res.failures else ""
                     print(f"   {label} c={c}: {res.tokens_per_s:,.0f} tok/s, p99 {res.p99_ms:.0f} ms, front-end CPU "
-                          f"{res.server_cpu_ms_per_request:.2f} ms/request{failed}", flush=True)
+                          f"{res.server_cpu_ms_per_request:.2f} ms/request, client CPU "
+                          f"{res.client_cpu_ms_per_request:.2f} ms/request{failed}", flush=True)
                     results.append(res)
         for channel in channels:
             await channel.close()
@@ -283,14 +285,15 @@ def table(results: list[Result]) -> str:
     for r in sorted(results, key=lambda r: (r.target, r.concurrency)):
         cells.setdefault((r.target, r.concurrency), []).append(r)
     lines = ["| target | concurrency | runs × requests | failures | tokens/s min / median / max | p50 ms | "
-             "p99 ms, all rounds | front-end CPU ms/request |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "p99 ms, all rounds | front-end CPU ms/request | client CPU ms/request |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (target, c), rs in cells.items():
         lo, med, hi = spread([r.tokens_per_s for r in rs])
         lines.append(f"| {target} | {c} | {len(rs)} × {rs[0].requests} | {sum(r.failures for r in rs)} | "
                      f"{lo:,.0f} / {med:,.0f} / {hi:,.0f} | {spread([r.p50_ms for r in rs])[1]:.0f} | "
                      f"{pooled_p99(rs, target, c):.0f} | "
-                     f"{spread([r.server_cpu_ms_per_request for r in rs])[1]:.2f} |")
+                     f"{spread([r.server_cpu_ms_per_request for r in rs])[1]:.2f} | "
+                     f"{spread([r.client_cpu_ms_per_request for r in rs])[1]:.2f} |")
     return "\n".join(lines)
 
 
@@ -424,7 +427,8 @@ def main() -> None:
                                  "load_before": load_before, "load_after": load_after, "startup_s": startup,
                                  "speed_probe_ms": probes,
                                  "results": [asdict(r) | {"tokens_per_s": r.tokens_per_s,
-                                                          "server_cpu_ms_per_request": r.server_cpu_ms_per_request}
+                                                          "server_cpu_ms_per_request": r.server_cpu_ms_per_request,
+                                                          "client_cpu_ms_per_request": r.client_cpu_ms_per_request}
                                              for r in results],
                                  "ratios": lines}, indent=2))
     print(f"\nwritten to {a.out}")

@@ -32,6 +32,7 @@ class Result:
     server_cpu_s: float = float("nan")  # CPU the server's front-end process used during the run
     round: int = 0  # which round of an interleaved benchmark it belongs to
     neighbours_cpu_s: float = float("nan")  # CPU the other (idle) servers' processes used meanwhile
+    client_cpu_s: float = float("nan")  # CPU the load generator's own process used (it shares the machine)
     latencies_ms: list[float] = field(default_factory=list, repr=False)  # each answered request's latency
 
     @property
@@ -44,6 +45,12 @@ class Result:
         AsyncLLM client — not the engine core, a child process) spent per request: the
         per-request overhead, measured without the engine's share of the machine's noise."""
         return 1e3 * self.server_cpu_s / self.requests
+
+    @property
+    def client_cpu_ms_per_request(self) -> float:
+        """What the load generator itself (gRPC or HTTP client) spent per request: on a machine
+        shared with the servers, CPU a client takes is CPU the engine does not get."""
+        return 1e3 * self.client_cpu_s / self.requests
 
 
 WORDS = ["bus", "tram", "route 12", "line 4", "the depot", "city hall", "the airport", "sunday", "night"]
@@ -85,11 +92,11 @@ def process_cpu_seconds(pid: int) -> float:
 async def run_load(call: Callable[[int, str], Awaitable[int]], prompts: Sequence[str], concurrency: int,
                    label: str, clock: Callable[[], float] = time.perf_counter,
                    server_cpu: Callable[[], float] | None = None, neighbours_cpu: Callable[[], float] | None = None,
-                   round_: int = 0) -> Result:
+                   round_: int = 0, client_cpu: Callable[[], float] | None = None) -> Result:
     """Send every prompt once through ``call`` (which returns the completion tokens it got) with
     ``concurrency`` requests in flight; wall time from the first send to the last answer.
-    ``server_cpu`` / ``neighbours_cpu``: read the server's and the other servers' CPU seconds,
-    before and after."""
+    ``server_cpu`` / ``neighbours_cpu`` / ``client_cpu``: read the server's, the other servers' and
+    the load generator's own CPU seconds, before and after."""
     todo = list(enumerate(prompts))
     todo.reverse()  # pop() from the end: requests go out in prompt order
     latencies: list[float] = []
@@ -114,13 +121,13 @@ async def run_load(call: Callable[[int, str], Awaitable[int]], prompts: Sequence
     def read(meter: Callable[[], float] | None) -> float:
         return meter() if meter else float("nan")
 
-    cpu0, others0 = read(server_cpu), read(neighbours_cpu)
+    cpu0, others0, mine0 = read(server_cpu), read(neighbours_cpu), read(client_cpu)
     t0 = clock()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = clock() - t0
-    cpu, others = read(server_cpu) - cpu0, read(neighbours_cpu) - others0
+    cpu, others, mine = read(server_cpu) - cpu0, read(neighbours_cpu) - others0, read(client_cpu) - mine0
     return Result(label, concurrency, len(prompts), sum(tokens), wall, percentile(latencies, 0.5) * 1e3,
-                  percentile(latencies, 0.99) * 1e3, failures, cpu, round_, others,
+                  percentile(latencies, 0.99) * 1e3, failures, cpu, round_, others, mine,
                   [round(x * 1e3, 3) for x in latencies])
 
 

@@ -60,6 +60,19 @@ def test_server_cpu_per_request() -> None:
 
     result = asyncio.run(run_load(call, ["a"] * 100, 4, "fake", server_cpu=lambda: next(readings)))
     assert result.server_cpu_s == 0.5 and result.server_cpu_ms_per_request == 5.0
+    assert result.client_cpu_s != result.client_cpu_s  # not measured: NaN, not 0
+
+
+def test_client_cpu_per_request_is_kept_apart_from_the_server_s() -> None:
+    server, client = iter([10.0, 10.5]), iter([3.0, 3.02])
+
+    async def call(i: int, prompt: str) -> int:
+        return 1
+
+    result = asyncio.run(run_load(call, ["a"] * 40, 4, "fake", server_cpu=lambda: next(server),
+                                  client_cpu=lambda: next(client)))
+    assert result.server_cpu_ms_per_request == 12.5
+    assert abs(result.client_cpu_ms_per_request - 0.5) < 1e-9
 
 
 def test_process_cpu_seconds_reads_this_process() -> None:
