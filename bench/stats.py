@@ -27,6 +27,15 @@ def paired_ratios(ours: dict[int, float], reference: dict[int, float]) -> list[f
     return [ours[k] / reference[k] for k in sorted(ours.keys() & reference.keys()) if reference[k]]
 
 
+def moved(a: float, b: float) -> float:
+    """How far two measurements of one figure are apart: the larger over the smaller, minus one
+    (symmetric; 0.15 = 15 %). Infinite when one is zero and the other is not."""
+    lo, hi = sorted((a, b))
+    if lo <= 0:
+        return 0.0 if hi == lo else float("inf")
+    return hi / lo - 1
+
+
 def busy(max_load: float, cpus: int | None = None) -> str | None:
     """Why the machine is too busy to benchmark (the 1-minute load average per core above
     ``max_load``), or None."""
