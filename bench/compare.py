@@ -6,11 +6,11 @@ tokens/s, and the median front-end CPU per request.
 
 "Moved" is the larger over the smaller, minus one (the same whichever run comes first). Why the best
 round beside the median: on these 2 vCPUs one server's cell, run back to back with nothing else
-running, is bimodal — vLLM's own server alone gave 2,092–4,383 tokens/s over 10 cells at
-concurrency 32 — because the OS sometimes puts the engine core (which busy-polls its worker) on the
-worker's own CPU, and keeps it there for the cell. That only ever slows a cell down, so the best of
-the rounds is the figure the slow placements disturb least; a median over 4 rounds moves whenever
-one more round lands slow. Not a pass/fail test.
+running, is bimodal — vLLM's own server alone at concurrency 32 gave 1,222–4,530 tokens/s over 25
+cells, 6 of them under 2,600, and in a slow cell its engine core and worker burn 2–3× the CPU for the
+same tokens (each spinning while it waits for the other). A slow cell only ever slows a figure down,
+so the best round is the other natural summary. Neither agrees better every time (2026-12-07 12:04
+and 12:31: medians 17 of 18 cells within 15 %, best rounds 15 of 18), so both are printed. Not a pass/fail test.
 """
 
 from __future__ import annotations
