@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
-from bench.stats import moved
+from bench.stats import moved, spread
 
 
 def cells(report: dict) -> dict[tuple[str, int], dict[str, float]]:
@@ -29,10 +28,11 @@ def cells(report: dict) -> dict[tuple[str, int], dict[str, float]]:
     by_cell: dict[tuple[str, int], list[dict]] = {}
     for r in report["results"]:
         by_cell.setdefault((r["target"], int(r["concurrency"])), []).append(r)
-    return {key: {"median": statistics.median(r["tokens_per_s"] for r in rs),
-                  "best": max(r["tokens_per_s"] for r in rs),
-                  "cpu": statistics.median(r["server_cpu_ms_per_request"] for r in rs)}
-            for key, rs in sorted(by_cell.items())}
+    out = {}
+    for key, rs in sorted(by_cell.items()):
+        _, median, best = spread([r["tokens_per_s"] for r in rs])
+        out[key] = {"median": median, "best": best, "cpu": spread([r["server_cpu_ms_per_request"] for r in rs])[1]}
+    return out
 
 
 def compare(a: dict, b: dict, tolerance: float) -> tuple[list[str], dict[str, tuple[int, int]]]:
