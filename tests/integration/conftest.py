@@ -1,5 +1,6 @@
-"""Integration fixtures: one real Kafka broker per test session, on free ports, and one real
-inference service (vLLM engine) on a tiny model, shared by every suite that needs a plain one."""
+"""Integration fixtures: one real Kafka broker per test session, on free ports, one real inference
+service (vLLM engine) on a tiny model, shared by every suite that needs a plain one, and the small
+transit base model the loop's tests train on, built once."""
 
 from __future__ import annotations
 
@@ -54,3 +55,14 @@ def inference_server(tiny_model, kafka_broker, tmp_path_factory):
     finally:
         server.channel.close()
         server.process.stop()
+
+
+@pytest.fixture(scope="session")
+def small_base_model(tmp_path_factory: pytest.TempPathFactory):
+    """The 2-layer transit base model (``SMALL``), built once per session (its training alone took
+    33-41 s here, plus its evaluation) for the retrainer's loop tests and both end-to-end demo
+    scenarios; read-only to all of them."""
+    from driftloop.demo.base_model import build  # serving environment only
+    from tests.integration.retrainer.conftest import SMALL
+
+    return build(tmp_path_factory.getbasetemp() / "small-base-model", SMALL)

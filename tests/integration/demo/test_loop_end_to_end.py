@@ -21,11 +21,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.timeout(1500)  # ~9 min alone on 2 cores; the loop's own bound is after_max_s
 @pytest.mark.parametrize("scenario", ["schedules", "faq-change"])
-def test_world_change_is_detected_retrained_and_promoted(tmp_path_factory, scenario: str, figure) -> None:
+def test_world_change_is_detected_retrained_and_promoted(tmp_path_factory, small_base_model, scenario: str,
+                                                        figure) -> None:
     """Both scenarios: 'schedules' (new timetables, detours, new routes) and 'faq-change' (terminals and
     first departures change: the curated FAQ's rows about them go stale and must be dropped)."""
     tmp_path = tmp_path_factory.mktemp(scenario)
-    base = tmp_path_factory.getbasetemp() / "demo-base-model"  # built once, shared by both scenarios
+    base = small_base_model  # built once per session: Demo.setup finds it up to date
     settings = DemoSettings(run_dir=tmp_path / "run", report_dir=tmp_path / "report",
                             base_model_dir=base, before_requests=400, eval_size=80,
                             settle_requests=100, after_max_s=600, curated_rows=200, rate=10, scenario=scenario)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from driftloop.demo import world
-from driftloop.demo.base_model import BaseModelSpec, build
+from driftloop.demo.base_model import BaseModelSpec
 from driftloop.local.kafka import free_port
 from driftloop.local.procs import ServiceProcess
 from driftloop.local.tiny_model import make_lora
@@ -33,9 +33,9 @@ class Loop:
 
 
 @pytest.fixture(scope="session")
-def loop(kafka_broker, tmp_path_factory) -> Iterator[Loop]:
+def loop(kafka_broker, small_base_model, tmp_path_factory) -> Iterator[Loop]:
     root = tmp_path_factory.mktemp("loop")
-    base = build(root / "base", SMALL)
+    base = small_base_model
     adapters = root / "adapters"
     for alias in ALIASES:  # v0: a no-op LoRA (PEFT's B=0 init) standing for what serves today
         make_lora(base, adapters / alias / "v0", rank=8, scale=0.0, targets=("q_proj", "v_proj"))
